@@ -1,0 +1,54 @@
+# Two commands matter: `make demo` and `make test`. Both install what they need first.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+LOCK := requirements/requirements.lock.txt
+export DO_NOT_TRACK := true
+export BENTOML_DO_NOT_TRACK := true
+export GX_ANALYTICS_ENABLED := false
+export DVC_NO_ANALYTICS := 1
+export MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING ?= false
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: setup demo test lint format bench mlflow-ui clean help
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+setup: $(STAMP)  ## create .venv and install the pinned lock + the package (seconds when up to date)
+
+$(STAMP): $(LOCK) pyproject.toml scripts/check_system.sh
+	@bash scripts/check_system.sh $(PYTHON)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet --no-deps -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e . 2>/dev/null || \
+	  $(BIN)/python -m pip install --quiet --no-deps -e .
+	@touch $(STAMP)
+	@echo "setup done: $(VENV) (activate with 'source $(BIN)/activate')"
+
+demo: setup  ## run the whole system that exists on the embedded phantom data
+	bash scripts/demo.sh
+
+test: setup  ## ruff (lint + format check) + pytest with coverage
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest --cov --cov-report=term:skip-covered -q
+
+lint: setup
+	$(BIN)/ruff check .
+
+format: setup  ## apply ruff formatting and safe fixes
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: setup  ## benchmarks -> bench/results.json + bench/results.md
+	$(BIN)/python -m hypomimia.bench --out bench
+
+mlflow-ui: setup  ## serve the local MLflow tracking store on http://127.0.0.1:5000
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath work/mlflow/mlflow.db) --host 127.0.0.1 --port 5000
+
+clean:  ## remove generated work files (keeps .venv)
+	rm -rf work .pytest_cache .ruff_cache .coverage htmlcov

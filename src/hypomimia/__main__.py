@@ -1,0 +1,3 @@
+from hypomimia.cli import app
+
+app()

@@ -1,0 +1,1 @@
+"""One module per pipeline stage, each with a pure ``run(cfg, inputs..., out_dir) -> Result``."""

@@ -1,0 +1,81 @@
+"""Video decode and encode with PyAV (bundled FFmpeg): the only place that touches codecs.
+
+PyAV decodes about 2x faster than OpenCV here and exposes rotation and per-frame
+timestamps, which variable-frame-rate phone video needs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Frame:
+    index: int  # position among decoded frames
+    time: float  # presentation time in seconds from the first frame
+    rgb: np.ndarray  # H x W x 3 uint8, rotation already applied
+
+
+def _rotate(rgb: np.ndarray, rotation: int) -> np.ndarray:
+    # PyAV reports the display-matrix angle counter-clockwise; np.rot90 turns counter-clockwise too.
+    k = (int(round(rotation / 90.0)) % 4) if rotation else 0
+    return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
+
+
+def iter_frames(path: str | Path, max_side: int | None = None, threads: bool = True) -> Iterator[Frame]:
+    """Stream decoded RGB frames, honouring rotation metadata.
+
+    ``max_side`` downscales inside FFmpeg's scaler (cheaper than resizing in numpy).
+    """
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        if threads:
+            stream.thread_type = "AUTO"
+        t0 = None
+        for i, frame in enumerate(container.decode(stream)):
+            t = float(frame.time) if frame.time is not None else i / float(stream.average_rate or 25)
+            t0 = t if t0 is None else t0
+            if max_side and max(frame.width, frame.height) > max_side:
+                scale = max_side / max(frame.width, frame.height)
+                w, h = max(2, round(frame.width * scale)), max(2, round(frame.height * scale))
+                rgb = frame.to_ndarray(format="rgb24", width=w, height=h)
+            else:
+                rgb = frame.to_ndarray(format="rgb24")
+            yield Frame(i, t - t0, _rotate(rgb, getattr(frame, "rotation", 0) or 0))
+
+
+def write_mp4(path: str | Path, frames: Iterable[np.ndarray], fps: int, crf: int = 20) -> Path:
+    """Encode RGB frames as H.264 mp4, byte-reproducibly (single-threaded x264, no timestamps in metadata).
+
+    Writes to a temporary name and renames, so a killed run never leaves a half-written video.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.mp4")
+    try:
+        with av.open(str(tmp), mode="w", format="mp4", options={"fflags": "+bitexact"}) as out:
+            stream = None
+            for rgb in frames:
+                if stream is None:
+                    h, w = rgb.shape[:2]
+                    stream = out.add_stream(
+                        "libx264", rate=fps, options={"crf": str(crf), "preset": "veryfast", "threads": "1"}
+                    )
+                    stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+                    stream.codec_context.flags |= av.codec.context.Flags.bitexact
+                    stream.thread_count = 1
+                for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                    out.mux(packet)
+            if stream is None:
+                raise ValueError(f"no frames to write to {path.name}")
+            for packet in stream.encode():
+                out.mux(packet)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
