@@ -1,5 +1,8 @@
 # Two commands matter: `make demo` and `make test`. Both install what they need first.
 SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+# pip's configured local indexes print a 'Location ... is ignored' line per package: noise.
+QUIET_PIP := 2>&1 | { grep -v 'is ignored: it is neither' || true; }
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -22,10 +25,9 @@ setup: $(STAMP)  ## create .venv and install the pinned lock + the package (seco
 $(STAMP): $(LOCK) pyproject.toml scripts/check_system.sh
 	@bash scripts/check_system.sh $(PYTHON)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet --no-deps -r $(LOCK)
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e . 2>/dev/null || \
-	  $(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24" $(QUIET_PIP)
+	$(BIN)/python -m pip install --quiet --no-deps -r $(LOCK) $(QUIET_PIP)
+	$(BIN)/python -m pip install --quiet --no-deps -e . $(QUIET_PIP)
 	@touch $(STAMP)
 	@echo "setup done: $(VENV) (activate with 'source $(BIN)/activate')"
 
