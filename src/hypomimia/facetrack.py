@@ -1,0 +1,356 @@
+"""Find, track and align one face per video: MediaPipe face detection + FaceMesh in tracking mode.
+
+How a video is tracked (``FaceTracker.track`` is called once per tube frame, in time order):
+
+1. **Detect.** MediaPipe face detection (full-range model) runs on the whole frame, downscaled to
+   ``detect_max_side``, when no face is tracked (first frame, after a loss) and every
+   ``detect_every_s`` seconds. It counts faces (``multi_face``) and picks the *target face*.
+2. **Window.** FaceMesh runs on a square *window* around the target (2x its box), cut from the
+   full-resolution frame and downscaled to ``mesh_max_side``. This gives the mesh a large face even in
+   720p video (better landmarks than meshing a whole downscaled frame), keeps the other faces of a
+   multi-face video out of its view, and keeps the mesh's input small (FaceMesh is the slowest step).
+3. **Track.** FaceMesh in video (tracking) mode follows the face from frame to frame without running
+   its detector. When the face drifts towards the window edge or changes size, the window is re-cut
+   around the latest landmarks and the mesh restarts (its tracking state is in window coordinates).
+   When the mesh loses the face, the next frame re-detects on the whole frame (a *tracking loss*);
+   after two frames without a face, detection backs off to every ``LOST_RETRY``-th frame.
+
+Target face when several are present: the **largest** detected box (default), or the one nearest the
+frame centre (``target_face: central``). A periodic detection switches the target only when another
+face is clearly larger (``SWITCH_MARGIN``), so two similar faces do not make the tube flicker.
+
+Alignment: each frame gets a similarity transform (rotation that makes the eye line horizontal, scale
+that makes the inter-ocular distance ``inter_ocular * size``, centre between the eyes and the mouth).
+Its parameters are smoothed over time with a centred Gaussian, so the crop box does not jitter and
+does not lag behind the head.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from hypomimia.config.facetubes import FacetubesConfig
+from hypomimia.face import MOUTH_LEFT, MOUTH_RIGHT, N_LANDMARKS, eye_centres
+
+WINDOW_SCALE = 2.0  # window side / face box side: room for the head to move between re-cuts
+RECUT_SHIFT = 0.15  # re-cut when the face centre is this far (fraction of window side) from the window centre
+RECUT_SIZE = (0.35, 0.65)  # ... or when face box side / window side leaves this range
+LOST_RETRY = (
+    5  # with no face for 2+ frames, detection runs on every 5th frame only (faceless stretches are cheap)
+)
+SWITCH_MARGIN = 1.3  # another face must be this much larger (box side) to take over as target
+CENTRE_Y = 0.5  # the point between eyes and mouth sits at the tube centre
+
+
+@dataclass(frozen=True)
+class Box:
+    """Axis-aligned face box in full-frame pixels."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        return (self.x0 + self.x1) / 2, (self.y0 + self.y1) / 2
+
+    @property
+    def side(self) -> float:
+        return max(self.x1 - self.x0, self.y1 - self.y0)
+
+    def iou(self, other: Box) -> float:
+        w = max(0.0, min(self.x1, other.x1) - max(self.x0, other.x0))
+        h = max(0.0, min(self.y1, other.y1) - max(self.y0, other.y0))
+        inter = w * h
+        union = (
+            (self.x1 - self.x0) * (self.y1 - self.y0) + (other.x1 - other.x0) * (other.y1 - other.y0) - inter
+        )
+        return inter / union if union > 0 else 0.0
+
+
+def landmark_box(lm: np.ndarray) -> Box:
+    return Box(float(lm[:, 0].min()), float(lm[:, 1].min()), float(lm[:, 0].max()), float(lm[:, 1].max()))
+
+
+@dataclass
+class TrackStats:
+    """What happened while tracking one video (feeds the quality metrics)."""
+
+    detections_run: int = 0
+    checks_with_faces: int = 0  # detection checks that saw at least one face
+    checks_multi_face: int = 0  # ... that saw two or more
+    tracking_losses: int = 0  # the mesh lost a face it was tracking
+    target_switches: int = 0  # a periodic check moved the target to another face
+    mesh_restarts: int = 0
+    max_faces: int = 0
+    mesh_calls: int = 0
+
+    @property
+    def multi_face(self) -> bool:
+        # A second face in at least 10% of the checks (and at least one): a passer-by in one check counts.
+        return self.checks_multi_face >= max(1, math.ceil(0.1 * self.checks_with_faces))
+
+
+@dataclass
+class FaceTracker:
+    """Stateful tracker for ONE video. Not thread-safe; make one per video (cheap: ~10 ms)."""
+
+    cfg: FacetubesConfig
+    video_fps: float
+    stats: TrackStats = field(default_factory=TrackStats)
+
+    def __post_init__(self) -> None:
+        import mediapipe as mp  # heavy import, only where tracking happens
+
+        self._mp = mp
+        self._detector = mp.solutions.face_detection.FaceDetection(
+            model_selection=1, min_detection_confidence=self.cfg.min_detection_confidence
+        )
+        self._mesh = None
+        self._window: Box | None = None
+        self._target: Box | None = None  # landmark box of the last tracked frame
+        self._every = max(1, round(self.cfg.detect_every_s * self.video_fps))
+        self._since_check = 0
+        self._tracking = False  # the previous frame had landmarks
+        self._misses = 0  # frames in a row without a face
+
+    def close(self) -> None:
+        if self._mesh is not None:
+            self._mesh.close()
+        self._detector.close()
+
+    def __enter__(self) -> FaceTracker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- detection -------------------------------------------------------------------------------
+    def detect(self, rgb: np.ndarray) -> list[tuple[Box, float]]:
+        """All faces in a frame as (box in full-frame pixels, score), best first."""
+        h, w = rgb.shape[:2]
+        small = _downscale(rgb, self.cfg.detect_max_side)
+        result = self._detector.process(small)
+        self.stats.detections_run += 1
+        faces = []
+        for det in result.detections or []:
+            b = det.location_data.relative_bounding_box
+            box = Box(b.xmin * w, b.ymin * h, (b.xmin + b.width) * w, (b.ymin + b.height) * h)
+            faces.append((box, float(det.score[0])))
+        self.stats.max_faces = max(self.stats.max_faces, len(faces))
+        if faces:
+            self.stats.checks_with_faces += 1
+        if len(faces) >= 2:
+            self.stats.checks_multi_face += 1
+        return faces
+
+    def choose_target(self, faces: list[tuple[Box, float]], shape: tuple[int, int]) -> Box:
+        """The documented target rule: the largest face, or the one nearest the frame centre."""
+        if self.cfg.target_face == "central":
+            cy, cx = shape[0] / 2, shape[1] / 2
+            return min(faces, key=lambda f: math.hypot(f[0].centre[0] - cx, f[0].centre[1] - cy))[0]
+        return max(faces, key=lambda f: f[0].side)[0]
+
+    # -- tracking --------------------------------------------------------------------------------
+    def track(self, rgb: np.ndarray) -> np.ndarray | None:
+        """Landmarks ``478×3`` (x, y in full-frame pixels, z in the same pixel scale) or None."""
+        check_due = self._since_check >= self._every
+        if self._target is None and self._misses >= 2 and self._misses % LOST_RETRY:
+            self._misses += 1  # no face for a while: search only every LOST_RETRY-th frame
+            return None
+        if self._target is None or check_due:
+            self._since_check = 0
+            faces = self.detect(rgb)
+            if self._target is None:
+                if not faces:
+                    self._misses += 1
+                    return None
+                self._start(self.choose_target(faces, rgb.shape[:2]))
+            elif faces:
+                self._maybe_switch(faces, rgb.shape[:2])
+        self._since_check += 1
+        lm = self._mesh_window(rgb)
+        if lm is None:
+            if self._tracking:
+                self.stats.tracking_losses += 1
+            self._tracking = False
+            self._misses += 1
+            self._target = None
+            self._close_mesh()
+            return None
+        self._tracking, self._misses = True, 0
+        self._target = landmark_box(lm)
+        if self._needs_recut(self._target):
+            self._start(self._target)
+        return lm
+
+    def _maybe_switch(self, faces: list[tuple[Box, float]], shape: tuple[int, int]) -> None:
+        best = self.choose_target(faces, shape)
+        assert self._target is not None
+        if best.iou(self._target) > 0.2:
+            return  # the rule still points at the face we track
+        if self.cfg.target_face == "largest" and best.side < SWITCH_MARGIN * self._target.side:
+            return
+        self.stats.target_switches += 1
+        self._start(best)
+
+    def _start(self, face: Box) -> None:
+        """Cut a new window around ``face`` and restart the mesh there."""
+        cx, cy = face.centre
+        half = WINDOW_SCALE * face.side / 2
+        self._window = Box(cx - half, cy - half, cx + half, cy + half)
+        self._target = face
+        self._close_mesh()
+        self._mesh = self._mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=False,
+            max_num_faces=1,
+            refine_landmarks=True,  # the 10 iris points: 478 landmarks, as the data format promises
+            min_detection_confidence=self.cfg.min_detection_confidence,
+            min_tracking_confidence=self.cfg.min_tracking_confidence,
+        )
+        self.stats.mesh_restarts += 1
+
+    def _close_mesh(self) -> None:
+        if self._mesh is not None:
+            self._mesh.close()
+            self._mesh = None
+
+    def _needs_recut(self, face: Box) -> bool:
+        assert self._window is not None
+        side = self._window.side
+        (fx, fy), (wx, wy) = face.centre, self._window.centre
+        off = max(abs(fx - wx), abs(fy - wy)) / side
+        return off > RECUT_SHIFT or not (RECUT_SIZE[0] <= face.side / side <= RECUT_SIZE[1])
+
+    def _mesh_window(self, rgb: np.ndarray) -> np.ndarray | None:
+        assert self._window is not None and self._mesh is not None
+        crop, x0, y0, scale = cut_window(rgb, self._window, self.cfg.mesh_max_side)
+        self.stats.mesh_calls += 1
+        result = self._mesh.process(crop)
+        if not result.multi_face_landmarks:
+            return None
+        side = crop.shape[0]
+        pts = result.multi_face_landmarks[0].landmark
+        lm = np.array([(p.x, p.y, p.z) for p in pts], dtype=np.float64)[:N_LANDMARKS] * side
+        # window pixels -> full-frame pixels (z shares the x scale in MediaPipe)
+        lm /= scale
+        lm[:, 0] += x0
+        lm[:, 1] += y0
+        return lm
+
+
+def _downscale(rgb: np.ndarray, max_side: int) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    s = max_side / max(h, w)
+    if s >= 1:
+        return rgb
+    return cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+
+
+def cut_window(rgb: np.ndarray, window: Box, max_side: int) -> tuple[np.ndarray, int, int, float]:
+    """Square crop of ``window`` (zero-padded where it leaves the frame), downscaled to ``max_side``.
+
+    Returns (crop, x0, y0, scale): full-frame point p maps to crop point (p - (x0, y0)) * scale.
+    The crop is square because FaceMesh's tracking maths assume a square input. The in-frame part
+    is downscaled first and padded after, so no full-size padded copy is ever made.
+    """
+    h, w = rgb.shape[:2]
+    side = max(2, round(window.side))
+    x0, y0 = round(window.x0), round(window.y0)
+    n = min(side, max_side)
+    scale = n / side
+    sx0, sy0, sx1, sy1 = max(0, x0), max(0, y0), min(w, x0 + side), min(h, y0 + side)
+    out = np.zeros((n, n, 3), np.uint8)
+    if sx1 > sx0 and sy1 > sy0:
+        # where the in-frame part lands in the output (rounded to whole pixels)
+        ox0, oy0 = round((sx0 - x0) * scale), round((sy0 - y0) * scale)
+        ox1, oy1 = min(n, round((sx1 - x0) * scale)), min(n, round((sy1 - y0) * scale))
+        if ox1 > ox0 and oy1 > oy0:
+            part = rgb[sy0:sy1, sx0:sx1]
+            if (ox1 - ox0, oy1 - oy0) != (part.shape[1], part.shape[0]):
+                part = cv2.resize(part, (ox1 - ox0, oy1 - oy0), interpolation=cv2.INTER_AREA)
+            out[oy0:oy1, ox0:ox1] = part
+    return out, x0, y0, scale
+
+
+# -- alignment ------------------------------------------------------------------------------------
+def align_params(lm: np.ndarray) -> np.ndarray:
+    """Per-frame similarity parameters ``(cx, cy, log inter-ocular, roll radians)`` from landmarks ``(T,478,2+)``."""
+    right, left = eye_centres(lm)
+    eye_mid = (right + left) / 2
+    mouth_mid = (lm[..., MOUTH_LEFT, :2] + lm[..., MOUTH_RIGHT, :2]) / 2
+    centre = (eye_mid + mouth_mid) / 2
+    d = left - right  # subject's right eye is on the image left: d points right for an upright face
+    iod = np.maximum(np.hypot(d[..., 0], d[..., 1]), 1e-3)
+    roll = np.arctan2(d[..., 1], d[..., 0])
+    return np.stack([centre[..., 0], centre[..., 1], np.log(iod), roll], axis=-1)
+
+
+def fallback_params(shape: tuple[int, int], inter_ocular: float) -> np.ndarray:
+    """Parameters that show the frame's central square (for frames before any face was found)."""
+    h, w = shape
+    return np.array([w / 2, h / 2, math.log(max(min(h, w) * inter_ocular, 1e-3)), 0.0])
+
+
+def smooth_window(params: np.ndarray, valid: np.ndarray, sigma: float) -> np.ndarray | None:
+    """Gaussian-weighted mean of the valid rows of ``params`` around the centre row (None if none valid).
+
+    ``params`` holds 2K+1 rows (fewer at the ends of the video) centred on the frame being smoothed;
+    ``valid`` marks rows with a tracked face.
+    """
+    if not valid.any():
+        return None
+    k = (len(params) - 1) / 2 if sigma > 0 else 0
+    x = np.arange(len(params)) - k
+    wts = np.exp(-0.5 * (x / sigma) ** 2) if sigma > 0 else (x == 0).astype(float)
+    wts = wts * valid
+    if wts.sum() <= 0:
+        wts = valid.astype(float)
+    return (params * wts[:, None]).sum(0) / wts.sum()
+
+
+def tube_matrix(p: np.ndarray, size: int, inter_ocular: float) -> np.ndarray:
+    """2×3 affine from full-frame pixels to tube pixels for parameters ``p = (cx, cy, log iod, roll)``."""
+    cx, cy, log_iod, roll = p
+    s = inter_ocular * size / math.exp(log_iod)
+    c, si = math.cos(roll) * s, math.sin(roll) * s
+    # rotate by -roll (eye line to horizontal) and scale about the face centre, then move it to the tube centre
+    return np.array(
+        [[c, si, size / 2 - (c * cx + si * cy)], [-si, c, size * CENTRE_Y - (-si * cx + c * cy)]],
+        dtype=np.float64,
+    )
+
+
+def warp_face(rgb: np.ndarray, m: np.ndarray, size: int) -> np.ndarray:
+    """Apply ``m`` (full frame -> tube) with anti-aliasing: area-downscale the face region first.
+
+    warpAffine alone samples 4 pixels per output pixel, which aliases when a 720p face shrinks 3x.
+    """
+    scale = math.hypot(m[0, 0], m[0, 1])  # tube pixels per source pixel
+    if scale >= 0.67:
+        return cv2.warpAffine(rgb, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    inv = cv2.invertAffineTransform(m)
+    corners = np.array([[0, 0, 1], [size, 0, 1], [0, size, 1], [size, size, 1]], dtype=np.float64) @ inv.T
+    h, w = rgb.shape[:2]
+    x0, y0 = np.floor(corners.min(0)).astype(int) - 2
+    x1, y1 = np.ceil(corners.max(0)).astype(int) + 2
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return np.zeros((size, size, 3), np.uint8)  # the box left the frame entirely
+    roi = rgb[y0:y1, x0:x1]
+    nw, nh = max(2, round((x1 - x0) * scale)), max(2, round((y1 - y0) * scale))
+    small = cv2.resize(roi, (nw, nh), interpolation=cv2.INTER_AREA)
+    # source -> small: (p - (x0, y0)) * (nw/(x1-x0), nh/(y1-y0)); compose m with its inverse
+    sx, sy = nw / (x1 - x0), nh / (y1 - y0)
+    back = np.array([[1 / sx, 0, x0], [0, 1 / sy, y0], [0, 0, 1]])
+    m2 = m @ back
+    return cv2.warpAffine(small, m2, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+
+
+def apply_affine(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    return pts[..., :2] @ m[:, :2].T + m[:, 2]

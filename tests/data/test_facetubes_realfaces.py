@@ -1,0 +1,42 @@
+"""Face tubes on real third-party clips (read in place from ../shared/realfaces; skipped where absent)."""
+
+import numpy as np
+import pytest
+
+from hypomimia.config.facetubes import FacetubesConfig
+from hypomimia.face import eye_centres
+from hypomimia.stages.facetubes import extract_tube, judge
+
+pytestmark = pytest.mark.realfaces
+CFG = FacetubesConfig(workers=1, max_seconds=3.0)
+
+
+def test_clip_without_a_face_is_quarantined_no_face(realfaces_dir):
+    tube = extract_tube(realfaces_dir / "feat_no_face.mp4", CFG)
+    assert judge(tube, CFG)[0] == "no_face"
+    assert tube.metrics["face_found_ratio"] == 0.0
+
+
+def test_crowded_clip_with_scene_cuts_is_flagged_multi_face(realfaces_dir):
+    tube = extract_tube(realfaces_dir / "fr_short_hamilton_clip.mp4", CFG)
+    assert tube.metrics["multi_face"] is True
+    assert tube.valid.any()
+
+
+def test_vfr_clip_with_gaps_is_resampled_to_the_tube_rate(realfaces_dir):
+    # 135 decoded frames at an average 22 fps over ~6.1 s; the first 3 s become exactly 75 tube frames
+    tube = extract_tube(realfaces_dir / "vr_face_1.mp4", CFG)
+    assert tube.fps == CFG.fps and len(tube.valid) == int(CFG.fps * CFG.max_seconds)
+    assert tube.decoded_frames < len(tube.valid)  # frames were repeated across the gaps
+    assert judge(tube, CFG) == ("", "")
+
+
+@pytest.mark.parametrize("clip", ["feat_single_face.mp4", "st_WDA_AlexandriaOcasioCortez_000.mp4"])
+def test_real_talking_heads_give_aligned_tubes(realfaces_dir, clip):
+    tube = extract_tube(realfaces_dir / clip, CFG)
+    assert judge(tube, CFG) == ("", "")
+    right, left = eye_centres(tube.landmarks[tube.valid])
+    d = left - right
+    assert np.abs(np.degrees(np.arctan2(d[:, 1], d[:, 0]))).max() < 8  # smoothed box: small residual roll
+    assert np.median(np.hypot(d[:, 0], d[:, 1])) == pytest.approx(CFG.inter_ocular * CFG.size, rel=0.1)
+    assert tube.metrics["blur_mean"] > 10 and 30 < tube.metrics["brightness_mean"] < 230
