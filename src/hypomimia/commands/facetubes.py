@@ -5,7 +5,6 @@ import typer
 from rich.console import Console
 
 from hypomimia.config import load_params
-from hypomimia.stages.facetubes import run
 
 
 def facetubes(
@@ -19,6 +18,8 @@ def facetubes(
     params: Annotated[Path, typer.Option(help="params file")] = Path("params.yaml"),
 ) -> None:
     """Track, align and crop a face tube for every accepted video; quarantine videos without a usable face."""
+    from hypomimia.stages.facetubes import run  # heavy imports only when the command runs
+
     r = run(load_params(params).facetubes, ingest, out, cache, shard_index, num_shards).report
     reasons = ", ".join(f"{k} {v}" for k, v in r["reasons"].items()) or "none"
     Console().print(

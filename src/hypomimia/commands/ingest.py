@@ -6,7 +6,6 @@ from rich.console import Console
 from rich.table import Table
 
 from hypomimia.config import load_params
-from hypomimia.stages.ingest import run
 
 
 def ingest(
@@ -16,6 +15,8 @@ def ingest(
     params: Annotated[Path, typer.Option(help="params file")] = Path("params.yaml"),
 ) -> None:
     """Probe and hash every listed video; accept or quarantine each with a reason; make subject folds."""
+    from hypomimia.stages.ingest import run  # heavy imports only when the command runs
+
     result = run(load_params(params).ingest, manifest, out, video_root)
     table = Table(title=f"ingest: {result.listed} listed", show_footer=False)
     table.add_column("status")

@@ -1,0 +1,20 @@
+"""KFP v2 components: one thin, typed wrapper per stage around ``hypomimia.stages.<stage>.run``.
+
+Every component body only (1) parses its params section from a JSON string, (2) calls the
+stage's ``run`` -- the same function the CLI and ``dvc.yaml`` call -- with artifact paths, and
+(3) copies the stage's numbers onto typed artifacts (``hypomimia.pipeline_io``). No logic here.
+
+Images are ONE setting: ``params.yaml`` ``pipeline.image`` (every stage) and ``pipeline.gpu_image``
+(train), applied to each task by ``pipeline.pipeline.create_pipeline`` with ``set_container_image``.
+The decorator's ``base_image`` below is only the same default, so a component used on its own
+still names a real image. ``install_kfp_package=False``: the image already has kfp (from the lock).
+
+Stages still to come (evaluate, serving build, monitor) get one module each here, in the same
+shape; see docs/operations.md "Adding a stage".
+"""
+
+from hypomimia.config.pipeline import PipelineConfig
+
+_DEFAULTS = PipelineConfig()
+IMAGE: str = _DEFAULTS.image
+GPU_IMAGE: str = _DEFAULTS.gpu_image

@@ -1,0 +1,141 @@
+"""The Hypomimia DAG, defined once: ``create_pipeline(params)`` builds it for every runner.
+
+    phantom (or importer of pipeline.data_uri)
+      -> ingest
+      -> facetubes_shard x pipeline.shards (dsl.ParallelFor) -> facetubes (gather)
+      -> validate --success--> train                       (dsl.If: the gate)
+                  --failure--> gate_failed (fails the run; train never starts)
+
+The factory knows nothing about where it runs: ``pipeline/hypomimia_pipeline.yaml`` (compiled,
+checked in) goes to a Kubeflow cluster, ``hypomimia.pipeline_runner.run_local`` runs the same
+graph with ``kfp.local`` on this machine. Each stage's params section is a JSON string pipeline
+parameter, so the defaults come from params.yaml and a run can override any section.
+
+Typed slots for stages that are not written yet (same shape: one component module, one task here,
+one dvc.yaml stage, see docs/operations.md "Adding a stage"):
+  * evaluate(model: Input[Model], tubes, ingested) -> Output[Metrics], Output[HTML]   after train
+  * serving build(model: Input[Model]) -> Output[Artifact] (Bento)                      after evaluate
+  * monitor(validation: Input[Dataset], current data) -> Output[HTML] (drift report)   scheduled
+"""
+
+from typing import NamedTuple
+
+from kfp import dsl, kubernetes
+from kfp.dsl import Dataset
+
+from components.facetubes import facetubes, facetubes_shard
+from components.ingest import ingest
+from components.phantom import phantom
+from components.train import train
+from components.validate import gate_failed, validate
+from hypomimia.config import Params
+from hypomimia.config.pipeline import PipelineConfig
+
+# DAG task names that are stages (the rest is control flow); dvc.yaml has exactly these stages.
+STAGE_TASKS = ("phantom", "ingest", "facetubes", "validate", "train")
+
+
+class PipelineOutputs(NamedTuple):
+    tubes: Dataset
+    validation: Dataset
+
+
+def section_json(params: Params) -> dict[str, str]:
+    """Each stage's params section as the JSON string its component parses back."""
+    return {
+        "phantom": params.phantom.model_dump_json(),
+        "ingest": params.ingest.model_dump_json(),
+        "facetubes": params.facetubes.model_dump_json(),
+        "validate": params.validate_.model_dump_json(),
+        "train": params.train.model_dump_json(),
+    }
+
+
+def create_pipeline(params: Params, gpu: bool | None = None):
+    """Build the ``@dsl.pipeline`` for these params.
+
+    ``gpu``: request an accelerator for train (default ``params.pipeline.gpu``); local runs pass False,
+    the CPU-only variant. Returns the pipeline function: compile it, or call it under ``kfp.local``.
+    """
+    cfg = params.pipeline
+    use_gpu = cfg.gpu if gpu is None else gpu
+    defaults = section_json(params)
+
+    @dsl.pipeline(
+        name=cfg.name,
+        description="Facial video -> face tubes -> validation gate -> I3D hypomimia classifier.",
+    )
+    def hypomimia_pipeline(
+        phantom_params: str = defaults["phantom"],
+        ingest_params: str = defaults["ingest"],
+        facetubes_params: str = defaults["facetubes"],
+        validate_params: str = defaults["validate"],
+        train_params: str = defaults["train"],
+        mlflow_tracking_uri: str = cfg.mlflow_tracking_uri,
+        tube_cache: str = "",
+    ) -> PipelineOutputs:
+        videos = _source(cfg, phantom_params)
+        ing = _stage(ingest(params=ingest_params, videos=videos), cfg)
+
+        with dsl.ParallelFor(
+            items=list(range(cfg.shards)), parallelism=cfg.shards, name="facetube-shards"
+        ) as i:
+            shard = facetubes_shard(
+                params=facetubes_params,
+                ingested=ing.outputs["ingested"],
+                shard_index=i,
+                num_shards=cfg.shards,
+                tube_cache=tube_cache,
+            )
+            _stage(shard, cfg)
+        tubes = _stage(facetubes(shards=dsl.Collected(shard.outputs["shard"])), cfg)
+
+        gate = _stage(
+            validate(params=validate_params, ingested=ing.outputs["ingested"], tubes=tubes.outputs["tubes"]),
+            cfg,
+        )
+        with dsl.If(gate.outputs["success"] == True, name="gate-passed"):  # noqa: E712 (a KFP condition)
+            trained = train(
+                params=train_params,
+                tubes=tubes.outputs["tubes"],
+                ingested=ing.outputs["ingested"],
+                tracking_uri=mlflow_tracking_uri,
+            )
+            _train_resources(trained, cfg, use_gpu)
+        with dsl.Else(name="gate-blocked"):
+            _stage(gate_failed(validation=gate.outputs["validation"]), cfg)
+
+        return PipelineOutputs(tubes=tubes.outputs["tubes"], validation=gate.outputs["validation"])
+
+    return hypomimia_pipeline
+
+
+def _source(cfg: PipelineConfig, phantom_params):
+    """The input videos: real data imported from ``data_uri``, else the phantom generated in the run."""
+    if cfg.data_uri:
+        imported = dsl.importer(artifact_uri=cfg.data_uri, artifact_class=Dataset, reimport=False)
+        imported.set_display_name("import-videos")
+        return imported.output
+    return _stage(phantom(params=phantom_params), cfg).outputs["videos"]
+
+
+def _stage(task: dsl.PipelineTask, cfg: PipelineConfig) -> dsl.PipelineTask:
+    """Every CPU stage: the project image and the same modest requests."""
+    task.set_container_image(cfg.image)
+    task.set_cpu_request(cfg.stage_cpu_request).set_memory_request(cfg.stage_memory_request)
+    return task
+
+
+def _train_resources(task: dsl.PipelineTask, cfg: PipelineConfig, gpu: bool) -> None:
+    """Train: the CUDA image, its own CPU/memory requests, and (cluster) a GPU on the GPU node pool."""
+    task.set_container_image(cfg.gpu_image)
+    task.set_cpu_request(cfg.train_cpu_request).set_memory_request(cfg.train_memory_request)
+    if gpu:
+        task.set_accelerator_type(cfg.accelerator_type).set_accelerator_limit(cfg.accelerator_limit)
+        # GPU node pools are tainted so that only GPU work lands there.
+        kubernetes.add_toleration(task, key=cfg.accelerator_type, operator="Exists", effect="NoSchedule")
+        for key, value in sorted(cfg.gpu_node_selector.items()):
+            kubernetes.add_node_selector(task, label_key=key, label_value=value)
+    if cfg.mlflow_secret:
+        keys = {k: k for k in cfg.mlflow_secret_keys}
+        kubernetes.use_secret_as_env(task, secret_name=cfg.mlflow_secret, secret_key_to_env=keys)
