@@ -6,42 +6,77 @@ from hypomimia.config.base import Section
 
 
 class ModelConfig(Section):
-    arch: Literal["i3d", "resnet2d50", "r3d18"] = "i3d"
+    arch: Literal["i3d", "resnet2d50", "r3d18"] = Field(
+        "i3d", description="i3d (the model); r3d18 / resnet2d50 (per-frame 2D) are comparison baselines"
+    )
     width: float = Field(0.25, gt=0.0, le=2.0, description="channel width multiplier (1.0 = paper I3D)")
     frames: int = Field(14, ge=4, le=64, description="frames per clip")
-    size: Literal[112, 224] = 112
+    size: int = Field(
+        112, ge=32, le=320, multiple_of=16, description="clip side in pixels (paper 224, CPU profile 112)"
+    )
     dropout: float = Field(0.5, ge=0.0, lt=1.0)
-    severity_head: Literal["none", "regression", "ordinal"] = "none"
+    severity_head: Literal["none", "regression", "ordinal"] = Field(
+        "none", description="extra head on the shared trunk predicting MDS-UPDRS 3.2 (0-4)"
+    )
     init: str | None = Field(
         None, description="local file of 2D Inception-v1 or 3D I3D weights; never downloaded"
     )
 
 
+class AugmentConfig(Section):
+    """Train-time augmentation. One random transform per clip, applied to every frame alike, so
+    facial motion between frames is untouched (no temporal shuffling or per-frame jitter)."""
+
+    crop_scale: tuple[float, float] = Field((0.8, 1.0), description="side of the random crop / tube side")
+    flip: bool = Field(True, description="random horizontal flip")
+    brightness: float = Field(0.2, ge=0.0, lt=1.0, description="multiply by U(1-b, 1+b)")
+    rotation_deg: float = Field(8.0, ge=0.0, le=45.0, description="random in-plane rotation, degrees")
+
+    @model_validator(mode="after")
+    def _scale_order(self):
+        lo, hi = self.crop_scale
+        if not 0.3 <= lo <= hi <= 1.0:
+            raise ValueError(f"crop_scale must satisfy 0.3 <= low <= high <= 1.0, got {self.crop_scale}")
+        return self
+
+
 class TrainConfig(Section):
     model: ModelConfig = ModelConfig()
+    augment: AugmentConfig = AugmentConfig()
     stride: int = Field(2, ge=1, le=8, description="temporal stride between sampled frames")
-    fold: int = Field(0, ge=0, description="held-out fold")
+    fold: int = Field(0, ge=0, description="held-out test fold; fold+1 (mod folds) is the validation fold")
     repeat: int = Field(0, ge=0)
     epochs: int = Field(6, ge=1, le=500)
     batch_size: int = Field(8, ge=1, le=512)
     clips_per_video: int = Field(2, ge=1, le=64, description="random clips drawn per video per epoch")
-    eval_clips_per_video: int = Field(4, ge=1, le=64)
+    eval_clips_per_video: int = Field(
+        4, ge=1, le=64, description="evenly spaced clips per video at evaluation"
+    )
     lr: float = Field(3e-3, gt=0.0, le=1.0)
     weight_decay: float = Field(1e-4, ge=0.0)
     warmup_epochs: float = Field(0.5, ge=0.0)
     grad_clip: float = Field(1.0, gt=0.0)
     class_weighting: bool = True
-    amp: Literal["off", "bf16"] = "off"
+    severity_weight: float = Field(
+        0.5, ge=0.0, description="weight of the severity loss (if a severity head)"
+    )
+    amp: Literal["off", "bf16"] = Field("off", description="bf16 autocast on CPU and CUDA where supported")
     channels_last: bool = True
     compile: bool = False
-    patience: int = Field(5, ge=1)
+    patience: int = Field(
+        5, ge=1, description="epochs without a better validation subject AUROC before stopping"
+    )
     seed: int = Field(0, ge=0)
     deterministic: bool = True
     workers: int = Field(1, ge=0, le=32, description="DataLoader worker processes")
     threads: int = Field(2, ge=1, le=256, description="torch intra-op threads on CPU")
     abstain_band: float = Field(0.1, ge=0.0, lt=0.5, description="|p - 0.5| below this -> 'uncertain'")
+    bootstrap: int = Field(1000, ge=0, le=100000, description="subject bootstrap resamples for 95% CIs")
     experiment: str = "hypomimia"
-    registered_model: str = "hypomimia-i3d"
+    registered_model: str = Field(
+        "hypomimia-i3d", description="MLflow registered model name ('' = do not register)"
+    )
+    log_model: bool = Field(True, description="log the model to MLflow (signature, pip requirements)")
 
     @model_validator(mode="after")
     def _fold_in_range(self):

@@ -1,0 +1,38 @@
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from hypomimia.config import load_params
+
+
+def train(
+    tubes: Annotated[Path, typer.Option(help="facetubes output folder")] = Path("work/facetubes"),
+    ingest: Annotated[Path, typer.Option(help="ingest output folder (folds.parquet)")] = Path("work/ingest"),
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("work/train"),
+    params: Annotated[Path, typer.Option(help="params file")] = Path("params.yaml"),
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow URI; default $MLFLOW_TRACKING_URI or work/mlflow; 'off' = none")
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="continue from out/checkpoints/last.pt if present")] = True,
+) -> None:
+    """Train the I3D on face tubes (one GPU, CPU, or DDP under torchrun); log to MLflow."""
+    from hypomimia.stages.train import run  # heavy imports only when the command runs
+
+    r = run(load_params(params).train, tubes, ingest, out, tracking_uri=tracking_uri, resume=resume)
+    s = r.metrics["overall"]["subject"]
+    lo, hi = s["auroc_ci95"]
+    Console().print(
+        f"test fold: subject AUROC [bold]{s['auroc']:.3f}[/bold] (95% CI {lo:.2f}-{hi:.2f}), "
+        f"balanced accuracy {s['balanced_accuracy']:.3f}, {s['n']} subjects; best epoch {r.best_epoch}/{r.epochs_run}"
+    )
+    Console().print(f"model: {r.model_path}  metrics: {r.metrics_path}")
+    if r.run_id:
+        Console().print(
+            f"MLflow run {r.run_id} in {r.tracking_uri} (make mlflow-ui -> http://127.0.0.1:5000)"
+        )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train)
