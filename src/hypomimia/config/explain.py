@@ -10,8 +10,11 @@ Method = Literal["gradcam", "gradcam++", "occlusion"]
 class ExplainConfig(Section):
     """Activation maps, region attribution and embedding plots of a trained model (docs/explain.md)."""
 
-    layer: str | None = Field(
-        None, description="module name (as in model.named_modules()) to explain; None = the last Conv3d"
+    layers: list[str] = Field(
+        default_factory=lambda: ["last"],
+        min_length=1,
+        description="module names (model.named_modules()) to explain; 'last' = the last spatio-temporal "
+        "feature map. All get maps and region shares; the first is the headline",
     )
     methods: list[Method] = Field(
         default_factory=lambda: ["gradcam", "gradcam++"], min_length=1, description="map methods to compute"
