@@ -15,7 +15,7 @@ export DVC_NO_ANALYTICS := 1
 export MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING ?= false
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup demo test lint format bench mlflow-ui clean help
+.PHONY: setup demo test lint format bench mlflow-ui pipeline pipeline-local clean help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -48,6 +48,12 @@ format: setup  ## apply ruff formatting and safe fixes
 
 bench: setup  ## benchmarks -> bench/results.json + bench/results.md
 	$(BIN)/python -m hypomimia.bench --out bench
+
+pipeline: setup  ## compile the KFP package pipeline/hypomimia_pipeline.yaml (commit it)
+	$(BIN)/hypomimia pipeline compile
+
+pipeline-local: setup  ## the whole DAG on this machine with kfp.local (a re-run with nothing changed is cached)
+	$(BIN)/hypomimia pipeline run --local
 
 mlflow-ui: setup  ## serve the local MLflow tracking store on http://127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath work/mlflow/mlflow.db) --host 127.0.0.1 --port 5000
