@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hypomimia.models.heads import IMAGENET_MEAN, IMAGENET_STD, HeadedVideoNet
+
 __all__ = [
     "INCEPTION_V1",
     "I3D",
@@ -41,9 +43,6 @@ __all__ = [
     "inflate_2d_state_dict",
     "load_init_weights",
 ]
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)
@@ -129,7 +128,7 @@ class InceptionBlock3D(nn.Module):
         return torch.cat([self.branch0(x), self.branch1(x), self.branch2(x), self.branch3(x)], dim=1)
 
 
-class I3D(nn.Module):
+class I3D(HeadedVideoNet):
     """Generic I3D trunk + heads. Variants are arguments (width, classes, severity head), not subclasses.
 
     Args:
@@ -151,9 +150,7 @@ class I3D(nn.Module):
         layers: Sequence[tuple] = INCEPTION_V1,
     ):
         super().__init__()
-        if severity_head not in ("none", "regression", "ordinal"):
-            raise ValueError(f"severity_head must be none, regression or ordinal, got {severity_head!r}")
-        self.width, self.num_classes, self.severity_head = width, num_classes, severity_head
+        self.width = width
         c1, c2, c3 = (_scaled(c, width) for c in STEM_CHANNELS)
         self.stem = nn.Sequential(
             Unit3D(3, c1, (7, 7, 7), (2, 2, 2)),  # Conv3d_1a_7x7
@@ -172,39 +169,16 @@ class I3D(nn.Module):
                 blocks[name] = InceptionBlock3D(channels, spec)
                 channels = spec.out_channels
         self.blocks = nn.Sequential(OrderedDict(blocks))
-        self.embed_dim = channels
         self.pool = nn.AdaptiveAvgPool3d(1)
-        self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(channels, num_classes)
-        n_sev = {"none": 0, "regression": 1, "ordinal": 4}[severity_head]
-        self.severity = nn.Linear(channels, n_sev) if n_sev else None
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1, 1), persistent=False)
+        self._init_heads(channels, num_classes, dropout, severity_head)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Last feature map ``(B, C, T', H', W')`` (for Grad-CAM style explanations)."""
-        return self.blocks(self.stem((x - self.mean) / self.std))
+        return self.blocks(self.stem(self.normalise(x)))
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled clip descriptor ``(B, embed_dim)``: the face-tube embedding."""
         return self.pool(self.features(x)).flatten(1)
-
-    def heads(self, emb: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Classifier logits and (if configured) severity output from an embedding."""
-        emb = self.dropout(emb)
-        out = {"logits": self.fc(emb)}
-        if self.severity is not None:
-            out["severity"] = self.severity(emb)
-        return out
-
-    def forward_all(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``{"logits": (B, classes), "severity": (B, 1|4) if configured, "embedding": (B, D)}``."""
-        emb = self.embed(x)
-        return {**self.heads(emb), "embedding": emb}
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Class logits ``(B, num_classes)``."""
-        return self.fc(self.dropout(self.embed(x)))
 
 
 def i3d(
