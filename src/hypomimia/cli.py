@@ -15,7 +15,17 @@ from hypomimia.errors import UserError
 from hypomimia.logs import setup_logging, telemetry_off
 
 # One module per command group; each has register(app).
-COMMAND_MODULES = ["config", "doctor"]
+COMMAND_MODULES = [
+    "config",
+    "doctor",
+    "pipeline",
+    "ingest",
+    "validate",
+    "phantom",
+    "facetubes",
+    "train",
+    "explain",
+]
 
 _app = typer.Typer(
     name="hypomimia",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from hypomimia.errors import UserError
 
@@ -43,28 +43,52 @@ def check_feasible(videos: pd.DataFrame, k: int, what: str = "accepted videos") 
 def make_folds(videos: pd.DataFrame, k: int, repeats: int, seed: int) -> pd.DataFrame:
     """Assign each pd/control video a held-out fold per repeat.
 
-    ``videos`` needs columns video_id, subject_id, label. Rows labelled ``unknown`` get no fold.
-    The split depends only on the set of subjects, their labels and the seed, not on row order.
+    ``videos`` needs columns video_id, subject_id, label, and optionally split_group: subjects sharing
+    a split_group (twins, relatives, matched pairs) always share a fold. Rows labelled ``unknown`` get
+    no fold. The split depends only on the set of subjects, their labels, groups and the seed, not on
+    row order.
     """
-    labelled = videos[videos["label"].isin(FOLD_LABELS)][["video_id", "subject_id", "label"]]
+    cols = ["video_id", "subject_id", "label"] + (["split_group"] if "split_group" in videos else [])
+    labelled = videos[videos["label"].isin(FOLD_LABELS)][cols]
     if labelled.empty:
         return pd.DataFrame(
             {c: pd.Series(dtype="int64" if c in ("repeat", "fold") else "str") for c in FOLD_COLUMNS}
         )
     check_feasible(labelled, k)
-    subjects = labelled.drop_duplicates("subject_id").sort_values("subject_id")
+    subjects = labelled.drop_duplicates("subject_id").sort_values("subject_id", ignore_index=True)
+    groups = _split_groups(subjects)
+    grouped = groups.nunique() < len(subjects)
     seeds = np.random.default_rng(seed).integers(0, 2**31 - 1, size=repeats)
     parts = []
     for repeat, repeat_seed in enumerate(seeds):
-        splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=int(repeat_seed))
+        if grouped:
+            splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=int(repeat_seed))
+            splits = splitter.split(subjects["subject_id"], subjects["label"], groups)
+        else:
+            splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=int(repeat_seed))
+            splits = splitter.split(subjects["subject_id"], subjects["label"])
         fold_of = {}
-        for fold, (_, held_out) in enumerate(splitter.split(subjects["subject_id"], subjects["label"])):
+        for fold, (_, held_out) in enumerate(splits):
             fold_of.update(dict.fromkeys(subjects["subject_id"].iloc[held_out], fold))
         part = labelled.assign(repeat=repeat, fold=labelled["subject_id"].map(fold_of).astype("int64"))
         parts.append(part)
     folds = pd.concat(parts, ignore_index=True).sort_values(["repeat", "video_id"], ignore_index=True)
     assert_no_subject_leak(folds)
+    if grouped:
+        spread = folds.assign(
+            g=folds["subject_id"].map(dict(zip(subjects["subject_id"], groups, strict=True)))
+        )
+        if (spread.groupby(["repeat", "g"])["fold"].nunique() > 1).any():
+            raise AssertionError("a split_group spans two folds")
     return folds[FOLD_COLUMNS]
+
+
+def _split_groups(subjects: pd.DataFrame) -> pd.Series:
+    """The fold unit of each subject: its split_group, or the subject itself where none is given."""
+    if "split_group" not in subjects:
+        return subjects["subject_id"]
+    group = subjects["split_group"].astype("object")
+    return group.where(group.notna() & (group != ""), subjects["subject_id"])
 
 
 def assert_no_subject_leak(folds: pd.DataFrame) -> None:

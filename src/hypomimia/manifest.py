@@ -28,7 +28,7 @@ from hypomimia.errors import UserError
 log = logging.getLogger(__name__)
 
 REQUIRED = ("video_id", "path", "subject_id", "session", "task", "label")
-OPTIONAL = ("updrs_3_2", "hoehn_yahr", "age", "sex", "site", "camera")
+OPTIONAL = ("updrs_3_2", "hoehn_yahr", "age", "sex", "site", "camera", "split_group")
 COLUMNS = REQUIRED + OPTIONAL
 LABELS = ("pd", "control", "unknown")
 SEXES = {"f": "F", "m": "M", "other": "other"}
@@ -217,6 +217,8 @@ def _parse_row(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     if sex and row["sex"] is None:
         problems.append(f"sex '{sex}' is not one of F, M, other (or empty)")
     row["site"], row["camera"] = _text(raw.get("site")), _text(raw.get("camera"))
+    # Subjects that must share a fold (twins, relatives, a phantom's matched pair); empty = the subject alone.
+    row["split_group"] = _text(raw.get("split_group"))
     return row, problems
 
 

@@ -77,3 +77,38 @@ def test_one_class_missing_asks_for_subjects():
     with pytest.raises(UserError) as err:
         make_folds(_videos(5, 0), 2, 1, 0)
     assert "add subjects of both labels" in err.value.fix
+
+
+def test_split_groups_keep_matched_pairs_in_one_fold():
+    """Twins / matched pairs (split_group) must never straddle folds, or the model memorises the partner."""
+    rows = []
+    for pair in range(8):
+        for label in ("pd", "control"):
+            sid = f"s{pair}{label}"
+            rows += [
+                {"video_id": f"{sid}_v{v}", "subject_id": sid, "label": label, "split_group": f"pair{pair}"}
+                for v in range(2)
+            ]
+    videos = pd.DataFrame(rows)
+    folds = make_folds(videos, k=4, repeats=3, seed=0)
+    group_of = dict(zip(videos["subject_id"], videos["split_group"], strict=False))
+    spread = folds.assign(g=folds["subject_id"].map(group_of)).groupby(["repeat", "g"])["fold"].nunique()
+    assert (spread == 1).all()
+    for (_, _), fold in folds.groupby(["repeat", "fold"]):
+        assert set(fold["label"]) == {"pd", "control"}
+
+
+def test_empty_split_group_falls_back_to_the_subject():
+    videos = pd.DataFrame(
+        [
+            {
+                "video_id": f"v{i}",
+                "subject_id": f"s{i}",
+                "label": "pd" if i % 2 else "control",
+                "split_group": "",
+            }
+            for i in range(8)
+        ]  # fmt: skip
+    )
+    plain = make_folds(videos.drop(columns="split_group"), k=2, repeats=1, seed=3)
+    assert make_folds(videos, k=2, repeats=1, seed=3).equals(plain)

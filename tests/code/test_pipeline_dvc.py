@@ -14,6 +14,9 @@ from hypomimia.pipeline_runner import compile_pipeline
 FOLDED_INTO = {"facetubes-shard": "facetubes"}
 CONTROL_FLOW = {"gate-failed", "importer"}
 SECTION_ATTR = {"validate": "validate_"}
+# The DAG's data-source task; in DVC the data set is the DVC-tracked folder of data.dvc, not a stage.
+DATA_SOURCE = "phantom"
+STAGES = ["ingest", "facetubes", "validate", "train"]
 
 
 @pytest.fixture(scope="module")
@@ -63,20 +66,38 @@ def kfp_stages(spec: dict) -> set[str]:
     return {s for t in names if not t.startswith(("for-loop", "condition")) and (s := _stage(t))}
 
 
-def dvc_edges(stages: dict) -> set[tuple[str, str]]:
+def dvc_edges(stages: dict, tracked: list[str]) -> set[tuple[str, str]]:
     produced_by = {out: name for name, s in stages.items() for out in s["outs"]}
-    return {(name, produced_by[d]) for name, s in stages.items() for d in s["deps"] if d in produced_by}
+
+    def producer(dep: str) -> str | None:
+        if any(dep == t or dep.startswith(t + "/") for t in tracked):
+            return DATA_SOURCE
+        return produced_by.get(dep)
+
+    return {(name, p) for name, s in stages.items() for d in s["deps"] if (p := producer(d))}
+
+
+@pytest.fixture(scope="module")
+def tracked(repo_root) -> list[str]:
+    """Paths the data.dvc file puts under DVC."""
+    return [o["path"] for o in yaml.safe_load((repo_root / "data.dvc").read_text())["outs"]]
 
 
 def test_dvc_stages_are_the_dag_stages(dvc, dag):
-    assert set(dvc) == kfp_stages(dag) == {"phantom", "ingest", "facetubes", "validate", "train"}
+    assert set(dvc) == kfp_stages(dag) - {DATA_SOURCE} == set(STAGES)
 
 
-def test_dvc_wiring_is_the_dag_wiring(dvc, dag):
-    assert dvc_edges(dvc) == kfp_edges(dag)
+def test_data_dvc_tracks_what_ingest_reads(dvc, tracked):
+    phantom_out = "data/phantom"
+    assert any(phantom_out == t or phantom_out.startswith(t + "/") for t in tracked)
+    assert phantom_out in dvc["ingest"]["deps"] and phantom_out in dvc["ingest"]["cmd"]
 
 
-@pytest.mark.parametrize("stage", ["phantom", "ingest", "facetubes", "validate", "train"])
+def test_dvc_wiring_is_the_dag_wiring(dvc, dag, tracked):
+    assert dvc_edges(dvc, tracked) == kfp_edges(dag)
+
+
+@pytest.mark.parametrize("stage", STAGES)
 def test_stage_tracks_its_code_and_every_param_key(stage, dvc, repo_root):
     spec = dvc[stage]
     section = Params.model_fields[SECTION_ATTR.get(stage, stage)].annotation
@@ -91,7 +112,7 @@ def test_stage_tracks_its_code_and_every_param_key(stage, dvc, repo_root):
     assert missing == []
 
 
-@pytest.mark.parametrize("stage", ["phantom", "ingest", "facetubes", "validate", "train"])
+@pytest.mark.parametrize("stage", STAGES)
 def test_stage_runs_the_stage_cli(stage, dvc):
     cmd = dvc[stage]["cmd"].split()
     assert cmd[:2] == ["hypomimia", stage] and "--params" in cmd

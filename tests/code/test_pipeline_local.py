@@ -139,6 +139,19 @@ def test_dvc_repro_reproduces_the_local_run(first_run, smoke, tmp_path, repo_roo
     }
     dvc = [sys.executable, "-m", "dvc"]
     subprocess.run([*dvc, "init", "--no-scm", "-q"], cwd=work, env=env, check=True, timeout=60)
+    # The data source enters DVC as data.dvc (what `make demo` does), not as a stage.
+    phantom = [
+        sys.executable,
+        "-m",
+        "hypomimia",
+        "phantom",
+        "--params",
+        "params.yaml",
+        "--out",
+        "data/phantom",
+    ]
+    subprocess.run(phantom, cwd=work, env=env, check=True, timeout=600, capture_output=True)
+    subprocess.run([*dvc, "add", "-q", "data"], cwd=work, env=env, check=True, timeout=120)
     done = subprocess.run(
         [*dvc, "repro", "validate"], cwd=work, env=env, capture_output=True, text=True, timeout=600
     )

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from hypomimia.logs import setup_logging
 
-BENCHES: list[str] = []
+BENCHES: list[str] = ["facetubes", "ingest", "validate", "explain", "pipeline", "phantom", "train"]
 
 
 def _table(rows: list[dict]) -> str:

@@ -5,6 +5,7 @@ import yaml
 from pydantic import Field, ValidationError
 
 from hypomimia.config.base import ConfigError, Section
+from hypomimia.config.explain import ExplainConfig
 from hypomimia.config.facetubes import FacetubesConfig
 from hypomimia.config.ingest import IngestConfig
 from hypomimia.config.phantom import PhantomConfig
@@ -22,6 +23,7 @@ class Params(Section):
     # `validate` would shadow BaseModel.validate, so the attribute is `validate_`; the YAML key stays `validate`.
     validate_: ValidateConfig = Field(ValidateConfig(), alias="validate")
     train: TrainConfig = TrainConfig()
+    explain: ExplainConfig = ExplainConfig()
     pipeline: PipelineConfig = PipelineConfig()
 
     model_config = Section.model_config | {"populate_by_name": True}

@@ -69,7 +69,8 @@ _STR, _I64, _F64, _BOOL = pa.string(), pa.int64(), pa.float64(), pa.bool_()
 INGESTED_SCHEMA = pa.schema(
     [("manifest_row", _I64), ("video_id", _STR), ("path", _STR), ("subject_id", _STR), ("session", _STR)]
     + [("task", _STR), ("label", _STR), ("updrs_3_2", _I64), ("hoehn_yahr", _F64), ("age", _I64)]
-    + [("sex", _STR), ("site", _STR), ("camera", _STR), ("sha256", _STR), ("status", _STR)]
+    + [("sex", _STR), ("site", _STR), ("camera", _STR), ("split_group", _STR), ("sha256", _STR)]
+    + [("status", _STR)]
     + [("reason", _STR), ("detail", _STR), ("container", _STR), ("codec", _STR), ("width", _I64)]
     + [("height", _I64), ("rotation", _I64), ("display_width", _I64), ("display_height", _I64)]
     + [("nominal_fps", _F64), ("real_fps", _F64), ("vfr", _BOOL), ("declared_frames", _I64)]

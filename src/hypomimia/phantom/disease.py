@@ -1,0 +1,143 @@
+"""The phantom's disease model: diagnosis -> MDS-UPDRS 3.2 and Hoehn & Yahr -> movement profile.
+
+MDS-UPDRS Part III item 3.2 (facial expression) rates hypomimia 0-4: 1 = only decreased blinking,
+2 = masked lower face (less spontaneous smiling), 3 = lips parted some of the time at rest,
+4 = lips parted most of the time. The profile turns the score into multipliers on what the
+renderer animates; docs/phantom.md gives the table and its clinical basis. Each *cue* can be
+switched off, which gives PD subjects the control value for that cue, so a data set can isolate
+one cue (e.g. only speed) and test whether a model finds it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from hypomimia.config.phantom import CueConfig
+
+PD_UPDRS_P = {1: 0.2, 2: 0.4, 3: 0.3, 4: 0.1}  # item 3.2 in a typical clinic PD cohort
+CONTROL_UPDRS_P = {0: 0.8, 1: 0.2}  # some healthy older adults blink little or look "slight"
+BASE_BLINK_RATE = (17.0, 4.0, 8.0, 28.0)  # per minute at rest: mean, sd, min, max (healthy adults)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How one subject moves: multipliers relative to an expressive healthy adult."""
+
+    label: str  # "pd" or "control"
+    updrs_3_2: int
+    hoehn_yahr: float | None
+    amplitude: float  # expression amplitude (lower and upper face)
+    upper_face: float  # extra factor on brow and cheek AUs (upper-face masking)
+    speed: float  # movement speed; ramps last 1/speed as long
+    blink_rate: float  # spontaneous blinks per minute
+    micro: float  # amplitude of continuous micro-movements (head, face)
+    lips_parted: float  # fraction of the time the lips are parted at rest (static cue)
+
+    def as_dict(self) -> dict:
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+def draw_scores(rng: np.random.Generator, label: str, min_pd_score: int = 1) -> tuple[int, float | None]:
+    """(UPDRS 3.2, Hoehn & Yahr stage or None for controls); PD scores below ``min_pd_score`` are excluded."""
+    table = PD_UPDRS_P if label == "pd" else CONTROL_UPDRS_P
+    if label == "pd":
+        table = {u: p for u, p in table.items() if u >= min_pd_score}
+    total = sum(table.values())
+    updrs = int(rng.choice(list(table), p=[p / total for p in table.values()]))
+    if label != "pd":
+        return updrs, None
+    # H&Y rises with facial masking but only loosely (r ~ 0.5 in clinic cohorts).
+    hy = float(np.clip(np.round((1.0 + 0.55 * updrs + rng.normal(0, 0.5)) * 2) / 2, 1.0, 5.0))
+    return updrs, hy
+
+
+# Disease effects per UPDRS 3.2 score (1.0 = none). Score 1 is "slight: only decreased blinking",
+# so its other effects are small; masking of the lower face (2) and parted lips (3, 4) follow the
+# item's wording. Blink rate at 4 is about half the healthy rate, as in untreated PD.
+SEVERITY_EFFECTS: dict[int, dict[str, float]] = {
+    0: {
+        "amplitude": 1.00,
+        "upper_face": 1.00,
+        "speed": 1.00,
+        "blink": 1.00,
+        "micro": 1.00,
+        "lips_parted": 0.0,
+    },
+    1: {
+        "amplitude": 0.92,
+        "upper_face": 0.97,
+        "speed": 0.90,
+        "blink": 0.75,
+        "micro": 0.90,
+        "lips_parted": 0.0,
+    },
+    2: {
+        "amplitude": 0.75,
+        "upper_face": 0.90,
+        "speed": 0.75,
+        "blink": 0.65,
+        "micro": 0.75,
+        "lips_parted": 0.0,
+    },
+    3: {
+        "amplitude": 0.60,
+        "upper_face": 0.82,
+        "speed": 0.62,
+        "blink": 0.58,
+        "micro": 0.60,
+        "lips_parted": 0.4,
+    },
+    4: {
+        "amplitude": 0.45,
+        "upper_face": 0.75,
+        "speed": 0.50,
+        "blink": 0.50,
+        "micro": 0.45,
+        "lips_parted": 0.85,
+    },
+}
+
+
+def severity_effects(updrs: int) -> dict[str, float]:
+    """Disease effects of one UPDRS 3.2 score (multipliers; lips_parted is a fraction of the time)."""
+    return dict(SEVERITY_EFFECTS[int(updrs)])
+
+
+def make_profile(
+    rng: np.random.Generator,
+    label: str,
+    updrs: int,
+    hoehn_yahr: float | None,
+    cues: CueConfig,
+    dynamic_only: bool,
+) -> Profile:
+    """Combine the disease effects (only for switched-on cues) with individual variation."""
+    eff = severity_effects(updrs)
+    on = {
+        "amplitude": cues.amplitude and not dynamic_only,
+        "speed": cues.speed,
+        "blink": cues.blink and not dynamic_only,
+        "micro": cues.micro,
+        "static": cues.static and not dynamic_only,
+    }
+    expressivity = float(np.exp(rng.normal(0, 0.1)))  # people differ, independent of diagnosis
+    own_speed = float(np.exp(rng.normal(0, 0.08)))
+    mean, sd, lo, hi = BASE_BLINK_RATE
+    own_blink = float(np.clip(rng.normal(mean, sd), lo, hi))
+    if dynamic_only:
+        # Same poses and amplitudes in both classes: only timing may differ.
+        expressivity, own_speed = 1.0, 1.0
+    return Profile(
+        label=label,
+        updrs_3_2=updrs,
+        hoehn_yahr=hoehn_yahr,
+        amplitude=expressivity * (eff["amplitude"] if on["amplitude"] else 1.0),
+        upper_face=eff["upper_face"] if on["amplitude"] else 1.0,
+        speed=own_speed * (eff["speed"] if on["speed"] else 1.0),
+        blink_rate=own_blink * (eff["blink"] if on["blink"] else 1.0),
+        # In dynamic-only data micro-movements keep their size; the speed cue slows them instead.
+        micro=eff["micro"] if on["micro"] and not dynamic_only else 1.0,
+        lips_parted=eff["lips_parted"] if on["static"] else 0.0,
+    )

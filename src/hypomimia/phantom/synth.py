@@ -1,0 +1,121 @@
+"""Make one phantom video: subject -> identity, profile, scene, timeline -> frames -> mp4 + ground truth."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from hypomimia.config.phantom import PhantomConfig
+from hypomimia.phantom import cohort
+from hypomimia.phantom.cohort import VideoPlan
+from hypomimia.phantom.disease import Profile, draw_scores, make_profile
+from hypomimia.phantom.identities import Identity, describe, draw_identity, draw_scene, source_image
+from hypomimia.phantom.render import Pose, VideoRenderer
+from hypomimia.phantom.timeline import build_timeline, pattern_events
+from hypomimia.video import write_mp4
+
+_N_NOISE = 7  # camera-noise frames per video, reused in a shuffled order (cheaper than fresh noise)
+
+
+def subject_identity(cfg: PhantomConfig, subject: cohort.SubjectPlan) -> Identity:
+    """Base photo and mirroring follow the pair (balance); face shape, skin, hair and age are the subject's own.
+
+    Dynamic-only studies use identical twins instead: the whole identity follows the pair.
+    """
+    key = subject.pair if cfg.dynamic_only else subject.index
+    return draw_identity(cohort.rng_for(cfg.seed, cohort.IDENTITY, key, int(cfg.dynamic_only)), subject.pair)
+
+
+def subject_profile(cfg: PhantomConfig, subject: cohort.SubjectPlan) -> Profile:
+    # The dynamic-only known-answer study includes PD patients with moderate-severe hypomimia
+    # (3.2 >= 3, movements 1.6-2x slower), an effect a 16-subject test can detect; see docs/phantom.md.
+    min_pd = 3 if cfg.dynamic_only else 1
+    updrs, hy = draw_scores(cohort.rng_for(cfg.seed, cohort.SCORES, subject.index), subject.label, min_pd)
+    rng = cohort.rng_for(cfg.seed, cohort.PROFILE, subject.index)
+    return make_profile(rng, subject.label, updrs, hy, cfg.cues, cfg.dynamic_only)
+
+
+def _cycles(cfg: PhantomConfig, plan: VideoPlan, profile: Profile) -> tuple[list, float]:
+    """Dynamic-only: this clip's pattern (shared by the twins), and how many times this subject plays it."""
+    rng = cohort.rng_for(cfg.seed, cohort.PATTERN, plan.subject.pair, plan.video)
+    pattern = pattern_events(rng, plan.task)
+    # About one expression a second for controls: enough whole movements per clip to time them.
+    control_cycles = 4.0 * rng.uniform(0.95, 1.05) * cfg.duration_s / 4.0
+    return pattern, control_cycles * profile.speed
+
+
+def render_frames(renderer: VideoRenderer, timeline, noise_sigma: float, rng: np.random.Generator):
+    size = renderer.size
+    bank = np.round(rng.normal(0, noise_sigma, (_N_NOISE, size, size, 3))).astype(np.int16)
+    for i in range(timeline.n_frames):
+        au = {k: float(v[i]) for k, v in timeline.au.items()}
+        pose = Pose(*(float(x) for x in timeline.pose[i]))
+        img, _ = renderer.render(au, pose)
+        noise = np.roll(bank[rng.integers(_N_NOISE)], int(rng.integers(size)), axis=int(rng.integers(2)))
+        yield np.clip(img.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+
+
+def make_video(cfg: PhantomConfig, plan: VideoPlan, out_dir: Path) -> dict:
+    """Render, encode and document one clip; return its manifest row."""
+    import cv2
+
+    cv2.setNumThreads(1)  # the process pool is the parallelism; also keeps results order-independent
+    subject = plan.subject
+    identity = subject_identity(cfg, subject)
+    profile = subject_profile(cfg, subject)
+    scene = draw_scene(cohort.rng_for(cfg.seed, cohort.SCENE, subject.index, plan.video))
+    rng = cohort.rng_for(cfg.seed, cohort.TIMELINE, subject.index, plan.video)
+    pattern, cycles = _cycles(cfg, plan, profile) if cfg.dynamic_only else (None, None)
+    timeline = build_timeline(rng, plan.task, cfg.duration_s, cfg.fps, profile, pattern, cycles)
+    src, lm = source_image(identity, scene)
+    renderer = VideoRenderer(src, lm, identity, scene, cfg.size)
+    noise_rng = cohort.rng_for(cfg.seed, cohort.NOISE, subject.index, plan.video)
+    rel = Path("videos") / f"{plan.video_id}.mp4"
+    crf = int(np.clip(cfg.crf + scene.crf_offset, 0, 51))
+    write_mp4(out_dir / rel, render_frames(renderer, timeline, scene.noise_sigma, noise_rng), cfg.fps, crf)
+
+    age = identity.age
+    truth = {
+        "video_id": plan.video_id,
+        "subject_id": subject.subject_id,
+        "pair": subject.pair,
+        "task": plan.task,
+        "profile": profile.as_dict(),
+        "identity": describe(identity),
+        "scene": {k: v for k, v in vars(scene).items()},
+        "crf": crf,
+        "dynamic_only": cfg.dynamic_only,
+        "cues": cfg.cues.model_dump(),
+        **timeline.to_json(),
+    }
+    truth_rel = Path("truth") / f"{plan.video_id}.json"
+    _write_json(out_dir / truth_rel, truth)
+    return {
+        "video_id": plan.video_id,
+        "path": rel.as_posix(),
+        "subject_id": subject.subject_id,
+        "session": plan.session,
+        "task": plan.task,
+        "label": subject.label,
+        "updrs_3_2": profile.updrs_3_2,
+        "hoehn_yahr": profile.hoehn_yahr,
+        "age": age,
+        "sex": identity.sex,
+        "site": "phantom",
+        "camera": f"phantom-{scene.background}",
+        # PD i and control i share a base face (and in dynamic-only studies are identical twins): folds
+        # that split a pair reward memorising the partner's face with the opposite label.
+        "split_group": f"ph_pair{subject.pair:03d}",
+        "truth": truth_rel.as_posix(),
+        "sha256": hashlib.sha256((out_dir / rel).read_bytes()).hexdigest(),
+    }
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=None, sort_keys=True, separators=(",", ":")) + "\n")
+    tmp.replace(path)
