@@ -100,7 +100,7 @@ def test_killed_mid_epoch_then_resumed_matches_an_uninterrupted_run(tmp_path):
 
 def test_bad_inputs_are_named(tmp_path):
     tubes, ingest = make_tubes(tmp_path, subjects=6, videos_per_subject=1, frames=8, size=32, folds=3)
-    with pytest.raises(UserError, match="folds.parquet not found"):
+    with pytest.raises(UserError, match="no folds.parquet in"):
         run(tiny_train_config(), tubes, tmp_path / "nowhere", tmp_path / "out", tracking_uri="off")
     with pytest.raises(UserError, match="train.fold=5"):
         run(tiny_train_config(fold=5), tubes, ingest, tmp_path / "out", tracking_uri="off")

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from hypomimia.artifacts import read_stage_table
 from hypomimia.clips import LABEL_INDEX
 from hypomimia.config.explain import ExplainConfig
 from hypomimia.errors import UserError
@@ -157,15 +158,9 @@ def _load_model(model_dir: Path):
 
 
 def _tube_table(tubes_dir: Path) -> pd.DataFrame:
-    path = tubes_dir / "tubes.parquet"
-    if not path.is_file():
-        raise UserError(
-            f"no tubes.parquet in the facetubes folder {tubes_dir.name}", "run hypomimia facetubes first"
-        )
-    table = pd.read_parquet(path)
-    missing = {"video_id", "subject_id", "label", "tube"} - set(table.columns)
-    if missing:
-        raise UserError(f"tubes.parquet lacks columns {sorted(missing)}", "re-run hypomimia facetubes")
+    table = read_stage_table(
+        tubes_dir, "tubes.parquet", "facetubes", ["video_id", "subject_id", "label", "tube"]
+    )
     if "status" in table:
         table = table[table.status.fillna("accepted") == "accepted"]
     table = table[table.label.isin(GROUPS)].copy()  # "unknown" has no group to compare

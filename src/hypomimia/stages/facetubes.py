@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hypomimia.artifacts import read_stage_table
 from hypomimia.config.facetubes import FacetubesConfig
 from hypomimia.errors import UserError
 from hypomimia.facetrack import (
@@ -425,18 +426,7 @@ def _fill_untracked(tube_lm: list[np.ndarray | None]) -> np.ndarray:
 
 # -- helpers: bookkeeping -------------------------------------------------------------------------
 def _accepted_rows(ingest_dir: Path) -> pd.DataFrame:
-    path = ingest_dir / "ingested.parquet"
-    if not path.is_file():
-        raise UserError(
-            f"no ingested.parquet in {ingest_dir}", "run 'hypomimia ingest' first, or pass --ingest DIR"
-        )
-    df = pd.read_parquet(path)
-    missing = [c for c in INGEST_COLUMNS if c not in df.columns]
-    if missing:
-        raise UserError(
-            f"{path.name} lacks columns {missing}",
-            "re-run 'hypomimia ingest' (see docs/data-format.md section 2)",
-        )
+    df = read_stage_table(ingest_dir, "ingested.parquet", "ingest", INGEST_COLUMNS)
     return df[df["status"] == "accepted"].sort_values("video_id", ignore_index=True)
 
 

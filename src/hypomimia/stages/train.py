@@ -32,6 +32,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from hypomimia import ddp
+from hypomimia.artifacts import read_stage_table
 from hypomimia.clips import LABEL_INDEX, ClipDataset, EpochSampler, TubeItem, prepare_frame_cache, worker_init
 from hypomimia.config.train import TrainConfig
 from hypomimia.errors import UserError
@@ -81,13 +82,8 @@ class Split:
 
 def load_split(cfg: TrainConfig, tubes_dir: Path, ingest_dir: Path) -> Split:
     """Join tubes with folds; every tube is counted as used or skipped with a reason."""
-    tubes_pq, folds_pq = tubes_dir / "tubes.parquet", ingest_dir / "folds.parquet"
-    for f, stage in ((tubes_pq, "facetubes"), (folds_pq, "ingest")):
-        if not f.is_file():
-            raise UserError(
-                f"{f.name} not found in {f.parent}", f"run hypomimia {stage} first (or pass its --out)"
-            )
-    tubes, folds = pd.read_parquet(tubes_pq), pd.read_parquet(folds_pq)
+    tubes = read_stage_table(tubes_dir, "tubes.parquet", "facetubes")
+    folds = read_stage_table(ingest_dir, "folds.parquet", "ingest")
     folds = folds[folds["repeat"] == cfg.repeat]
     if folds.empty:
         raise UserError(f"folds.parquet has no repeat {cfg.repeat}", "set train.repeat to one ingest made")

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hypomimia.errors import UserError
+from hypomimia.artifacts import read_stage_table
 
 HEAD_FRAMES = 25  # about a second of tube: enough to tell two clips apart, cheap to decompress
 
@@ -33,23 +33,12 @@ class Inputs:
     files: tuple[Path, ...]
 
 
-def _read_parquet(path: Path, produced_by: str) -> pd.DataFrame:
-    if not path.is_file():
-        raise UserError(f"{path} not found", f"run `hypomimia {produced_by}` first, or pass the right folder")
-    try:
-        return pd.read_parquet(path)
-    except Exception as e:  # pyarrow raises several types for a damaged file
-        raise UserError(
-            f"{path} is not a readable Parquet table ({e})", f"re-run `hypomimia {produced_by}`"
-        ) from None
-
-
 def load_inputs(ingest_dir: Path, tubes_dir: Path) -> Inputs:
     files = (ingest_dir / "ingested.parquet", ingest_dir / "folds.parquet", tubes_dir / "tubes.parquet")
     return Inputs(
-        ingested=_read_parquet(files[0], "ingest"),
-        folds=_read_parquet(files[1], "ingest"),
-        tubes=_read_parquet(files[2], "facetubes"),
+        ingested=read_stage_table(ingest_dir, "ingested.parquet", "ingest"),
+        folds=read_stage_table(ingest_dir, "folds.parquet", "ingest"),
+        tubes=read_stage_table(tubes_dir, "tubes.parquet", "facetubes"),
         tubes_dir=tubes_dir,
         files=files,
     )
