@@ -12,6 +12,7 @@ from hypomimia.facetrack import Box, align_params, apply_affine, tube_matrix, wa
 from hypomimia.quality import hamming, head_pose_deg, phash
 from hypomimia.stages.facetubes import (
     Tube,
+    _fill_gap,
     _fill_untracked,
     _Prefetch,
     _resample,
@@ -101,6 +102,24 @@ def test_fill_untracked_copies_nearest_tracked_frame():
     out = _fill_untracked([None, a, None, None, b])
     assert out.dtype == np.float32 and out.shape == (5, 478, 2)
     assert out[0, 0, 0] == 1 and out[2, 0, 0] == 1 and out[3, 0, 0] == 5
+
+
+def test_fill_gap_interpolates_between_meshed_frames_and_drops_gaps_next_to_a_loss():
+    settled = {}
+
+    def settle(i, lm):
+        settled[i] = lm
+
+    a, b = np.zeros((478, 3)), np.full((478, 3), 3.0)
+    _fill_gap(2, 5, a, b, settle)
+    assert sorted(settled) == [3, 4]
+    assert np.allclose(settled[3], 1.0) and np.allclose(settled[4], 2.0)
+    settled.clear()
+    _fill_gap(5, 8, b, None, settle)  # the face was lost somewhere in the gap
+    assert settled == {6: None, 7: None}
+    settled.clear()
+    _fill_gap(-1, 0, None, a, settle)  # first frame: no gap
+    assert settled == {}
 
 
 def small_tube(n=4) -> Tube:

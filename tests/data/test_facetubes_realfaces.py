@@ -40,3 +40,13 @@ def test_real_talking_heads_give_aligned_tubes(realfaces_dir, clip):
     assert np.abs(np.degrees(np.arctan2(d[:, 1], d[:, 0]))).max() < 8  # smoothed box: small residual roll
     assert np.median(np.hypot(d[:, 0], d[:, 1])) == pytest.approx(CFG.inter_ocular * CFG.size, rel=0.1)
     assert tube.metrics["blur_mean"] > 10 and 30 < tube.metrics["brightness_mean"] < 230
+
+
+@pytest.mark.parametrize("clip", ["feat_single_face.mp4", "lp_d20.mp4"])
+def test_meshing_every_second_frame_stays_within_a_pixel_of_meshing_every_frame(realfaces_dir, clip):
+    every = extract_tube(realfaces_dir / clip, CFG.model_copy(update={"mesh_every": 1}))
+    second = extract_tube(realfaces_dir / clip, CFG.model_copy(update={"mesh_every": 2}))
+    assert second.valid.all() and every.valid.all()
+    err = np.linalg.norm(second.landmarks - every.landmarks, axis=-1)  # tube pixels (112-px tube)
+    assert np.median(err) < 0.5 and np.percentile(err, 95) < 1.5
+    assert np.abs(second.frames.astype(int) - every.frames.astype(int)).mean() < 2.0

@@ -15,6 +15,12 @@ class FacetubesConfig(Section):
     smooth_seconds: float = Field(
         0.12, ge=0.0, le=2.0, description="sigma of the centred Gaussian that smooths the crop box (0 = off)"
     )
+    mesh_every: int = Field(
+        2,
+        ge=1,
+        le=4,
+        description="run FaceMesh on every n-th tube frame, interpolate landmarks in between (1 = every frame)",
+    )
     mesh_max_side: int = Field(256, ge=128, le=1024, description="face window side fed to FaceMesh (pixels)")
     detect_max_side: int = Field(
         640, ge=128, le=4096, description="frames are downscaled to this for detection"

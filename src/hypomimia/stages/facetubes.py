@@ -4,6 +4,10 @@ Per video, in one streaming pass (decode once, bounded memory):
 
     decode (thread) -> resample to cfg.fps -> track face (facetrack) -> smooth crop box -> warp to S×S
 
+* FaceMesh runs on every ``mesh_every``-th tube frame; landmarks in between are interpolated
+  linearly (measured against meshing every frame: median 0.1-0.3 px, 95th percentile <= 1 px in a
+  112-px tube on real clips at ``mesh_every: 2``, blink counts unchanged on the phantom).
+
 * The decoder runs in a thread a few frames ahead, so decoding overlaps FaceMesh.
 * Resampling picks, for each tube time k/fps, the nearest decoded frame: variable-frame-rate video
   repeats a frame across gaps, 30 fps video skips every sixth frame (and FaceMesh never sees it).
@@ -58,7 +62,7 @@ from hypomimia.video import Frame, iter_frames
 
 log = logging.getLogger(__name__)
 
-TUBE_CODE_VERSION = 1  # bump when the same params would give different tubes: invalidates every cache entry
+TUBE_CODE_VERSION = 2  # bump when the same params would give different tubes: invalidates every cache entry
 INGEST_COLUMNS = (
     "video_id",
     "subject_id",
@@ -210,22 +214,42 @@ def extract_tube(path: str | Path, cfg: FacetubesConfig) -> Tube:
         frames.append(warp_face(rgb, m, cfg.size))
         tube_lm.append(apply_affine(m, raw_lm[i]) if valid[i] else None)
 
-    with FaceTracker(cfg, video_fps=cfg.fps) as tracker:
-        last_src, last_lm = -1, None
+    def settle(i: int, lm: np.ndarray | None) -> None:
+        valid[i] = lm is not None
+        raw_lm[i] = lm if lm is not None else np.zeros((478, 3))
+        params[i] = align_params(lm[None])[0] if lm is not None else np.zeros(4)
+
+    # Landmarks of frames between two meshed frames are interpolated, so a frame is settled (and
+    # can be smoothed and warped) only once the next meshed frame is known.
+    every = cfg.mesh_every
+    with FaceTracker(cfg, video_fps=cfg.fps / every) as tracker:
+        last_src, last_lm, settled = -1, None, -1
         decoded = _Prefetch(_resample(_counted(iter_frames(path), counter), cfg.fps, tmax))
         try:
             for i, frame in enumerate(decoded):
                 shape = frame.rgb.shape[:2]
-                lm = last_lm if frame.index == last_src else tracker.track(frame.rgb)
-                last_src, last_lm = frame.index, lm
-                valid.append(lm is not None)
-                raw_lm.append(lm if lm is not None else np.zeros((478, 3)))
-                params.append(align_params(lm[None])[0] if lm is not None else np.zeros(4))
+                valid.append(False)
+                raw_lm.append(None)
+                params.append(None)
                 pending.append((i, frame.rgb))
-                while pending and pending[0][0] + reach <= i:
+                if frame.index == last_src:  # a repeated source frame (resampling): same landmarks
+                    if settled == i - 1:
+                        settle(i, last_lm)
+                        settled = i
+                    continue
+                last_src = frame.index
+                if i % every and i - settled < every:
+                    continue  # in a gap: settled by interpolation at the next meshed frame
+                lm = tracker.track(frame.rgb)
+                _fill_gap(settled, i, last_lm, lm, settle)
+                settle(i, lm)
+                last_lm, settled = lm, i
+                while pending and pending[0][0] + reach <= settled:
                     finish(*pending.popleft())
         finally:
             decoded.close()
+        for j in range(settled + 1, len(valid)):  # frames after the last meshed one hold its landmarks
+            settle(j, last_lm)
         while pending:
             finish(*pending.popleft())
         stats = tracker.stats
@@ -408,6 +432,17 @@ def _smooth_at(params: np.ndarray, valid: np.ndarray, centre: int, sigma: float)
     if wts.sum() <= 1e-12:  # only far-away tracked rows: use them unweighted
         wts = valid.astype(float)
     return (params * wts[:, None]).sum(0) / wts.sum()
+
+
+def _fill_gap(a: int, b: int, lm_a: np.ndarray | None, lm_b: np.ndarray | None, settle) -> None:
+    """Settle frames strictly between meshed frames ``a`` and ``b``: linear interpolation of the two
+    meshes' landmarks when both found the face; no face otherwise (a loss somewhere in the gap)."""
+    for j in range(a + 1, b):
+        if lm_a is None or lm_b is None:
+            settle(j, None)
+        else:
+            w = (j - a) / (b - a)
+            settle(j, (1 - w) * lm_a + w * lm_b)
 
 
 def _fill_untracked(tube_lm: list[np.ndarray | None]) -> np.ndarray:
