@@ -52,7 +52,7 @@ def accepted_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def manifest_frame(ingested: pd.DataFrame) -> pd.DataFrame:
-    """Accepted manifest rows + ``label_score_consistent`` and ``subject_n_labels``."""
+    """Accepted manifest rows + ``label_score_consistent`` and ``subject_n_labels`` (distinct pd/control labels)."""
     df = accepted_rows(ingested).copy()
     if {"label", "updrs_3_2", "hoehn_yahr"} <= set(df.columns):
         updrs = pd.to_numeric(df["updrs_3_2"], errors="coerce")
@@ -61,7 +61,10 @@ def manifest_frame(ingested: pd.DataFrame) -> pd.DataFrame:
         inconsistent = control & ((updrs >= 2) | (hy > 0))
         df["label_score_consistent"] = ~inconsistent.fillna(False).astype(bool)
     if {"subject_id", "label"} <= set(df.columns):
-        df["subject_n_labels"] = df.groupby("subject_id", dropna=False)["label"].transform("nunique")
+        # Diagnoses only, the same rule as the manifest reader: 'unknown' next to pd or control is
+        # a video awaiting its label, not a contradiction.
+        diagnosis = df["label"].where(df["label"].isin(["pd", "control"]))
+        df["subject_n_labels"] = diagnosis.groupby(df["subject_id"], dropna=False).transform("nunique")
     return df
 
 

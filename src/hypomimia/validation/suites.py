@@ -109,7 +109,13 @@ def _manifest(cfg: ValidateConfig) -> list[Check]:
             [True],
             "a control with UPDRS 3.2 >= 2 or a Hoehn & Yahr stage is mislabelled",
         ),
-        _between("manifest.one_label_per_subject", "subject_n_labels", 1, 1, "a subject has one diagnosis"),
+        _between(
+            "manifest.one_label_per_subject",
+            "subject_n_labels",
+            0,
+            1,
+            "a subject is pd or control, not both ('unknown' videos do not count)",
+        ),
     ]
 
 
