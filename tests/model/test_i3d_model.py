@@ -8,7 +8,7 @@ import torch
 from hypomimia.config.train import ModelConfig
 from hypomimia.errors import UserError
 from hypomimia.models import LABELS, build_model, clip_contract, load_model, save_model
-from hypomimia.models.i3d import I3D, i3d, inflate_2d_state_dict, load_init_weights
+from hypomimia.models.i3d import I3D, frame_differences, i3d, inflate_2d_state_dict, load_init_weights
 from hypomimia.models.inception2d import Inception2D
 from hypomimia.models.metadata import build_metadata, verify_model
 
@@ -29,15 +29,15 @@ def _calibrated_bn(model: torch.nn.Module, image: torch.Tensor) -> None:
     model.eval()
 
 
-@pytest.mark.parametrize("frames", [4, 6])
-def test_still_video_gives_the_2d_activations(frames):
+@pytest.mark.parametrize(("frames", "stream"), [(4, "rgb"), (6, "rgb"), (6, "rgb+diff")])
+def test_still_video_gives_the_2d_activations(frames, stream):
     torch.manual_seed(0)
     image = torch.rand(2, 3, 64, 64)
     net2d = Inception2D(width=0.25, num_classes=2)
     _calibrated_bn(net2d, image)
     # float64 throughout (inflation included): the comparison is about the maths, not rounding
     net2d, image = net2d.double(), image.double()
-    net3d = I3D(width=0.25).double().eval()
+    net3d = I3D(width=0.25, stream=stream).double().eval()
     net3d.load_state_dict(inflate_2d_state_dict(net2d.state_dict(), net3d))
     video = image.unsqueeze(2).repeat(1, 1, frames, 1, 1)
     with torch.no_grad():
@@ -51,6 +51,18 @@ def test_still_video_gives_the_2d_activations(frames):
         moving = video.clone()
         moving[:, :, 1:] = torch.roll(moving[:, :, 1:], shifts=5, dims=-1)
         assert not torch.allclose(net3d.features(moving), f3, atol=1e-3)
+
+
+def test_frame_differences_see_motion_only():
+    still = torch.rand(1, 3, 1, 8, 8).repeat(1, 1, 5, 1, 1)
+    assert torch.equal(frame_differences(still), torch.zeros_like(still))
+    moving = torch.arange(5.0).view(1, 1, 5, 1, 1).expand(1, 3, 5, 8, 8)  # brightens by 1 per frame
+    d = frame_differences(moving)
+    assert d.shape == moving.shape and torch.all(d[:, :, 0] == 0) and torch.all(d[:, :, 1:] == 1)
+    model = I3D(width=0.125, stream="rgb+diff").eval()
+    assert model.stem[0].conv.in_channels == 6 and model(torch.rand(1, 3, 6, 48, 48)).shape == (1, 2)
+    with pytest.raises(UserError, match="only built for arch i3d"):
+        build_model(ModelConfig(arch="r3d18", stream="rgb+diff"))
 
 
 @pytest.mark.parametrize(("frames", "size"), [(4, 112), (14, 112), (64, 112), (14, 224), (5, 48)])

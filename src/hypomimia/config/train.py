@@ -14,6 +14,10 @@ class ModelConfig(Section):
     size: int = Field(
         112, ge=32, le=320, multiple_of=16, description="clip side in pixels (paper 224, CPU profile 112)"
     )
+    stream: Literal["rgb", "rgb+diff"] = Field(
+        "rgb",
+        description="rgb+diff: the network also sees frame differences (a cheap stand-in for I3D's flow stream)",
+    )
     dropout: float = Field(0.5, ge=0.0, lt=1.0)
     severity_head: Literal["none", "regression", "ordinal"] = Field(
         "none", description="extra head on the shared trunk predicting MDS-UPDRS 3.2 (0-4)"

@@ -45,7 +45,11 @@ def build_model(cfg: ModelConfig, *, init_weights: bool = True) -> nn.Module:
     """The network ``cfg`` describes. ``cfg.init`` (a local file) is loaded when ``init_weights``."""
     common = {"num_classes": len(LABELS), "dropout": cfg.dropout, "severity_head": cfg.severity_head}
     if cfg.arch == "i3d":
-        model = I3D(width=cfg.width, **common)
+        model = I3D(width=cfg.width, stream=cfg.stream, **common)
+    elif cfg.stream != "rgb":
+        from hypomimia.errors import UserError
+
+        raise UserError(f"train.model.stream {cfg.stream} is only built for arch i3d", "set stream: rgb")
     elif cfg.arch == "r3d18":
         from hypomimia.models.baselines import R3D18
 
