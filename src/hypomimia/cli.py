@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "facetubes",
     "train",
     "explain",
+    "crossval",
 ]
 
 _app = typer.Typer(

@@ -16,11 +16,15 @@ def train(
         str | None, typer.Option(help="MLflow URI; default $MLFLOW_TRACKING_URI or work/mlflow; 'off' = none")
     ] = None,
     resume: Annotated[bool, typer.Option(help="continue from out/checkpoints/last.pt if present")] = True,
+    fold: Annotated[int | None, typer.Option(help="held-out test fold (overrides train.fold)")] = None,
 ) -> None:
     """Train the I3D on face tubes (one GPU, CPU, or DDP under torchrun); log to MLflow."""
     from hypomimia.stages.train import run  # heavy imports only when the command runs
 
-    r = run(load_params(params).train, tubes, ingest, out, tracking_uri=tracking_uri, resume=resume)
+    cfg = load_params(params).train
+    if fold is not None:
+        cfg = cfg.model_copy(update={"fold": fold})
+    r = run(cfg, tubes, ingest, out, tracking_uri=tracking_uri, resume=resume)
     s = r.metrics["overall"]["subject"]
     lo, hi = s["auroc_ci95"]
     Console().print(

@@ -1,0 +1,61 @@
+"""Pool the held-out predictions of several training runs (one per test fold) into one evaluation.
+
+Each run of ``hypomimia train`` holds out one fold of subjects. Eight test subjects per fold give
+wide confidence intervals; pooling the folds evaluates every subject once, on a model that never
+saw it, with 95% subject-bootstrap CIs over all of them. Each run's own temperature (fitted on its
+validation fold) is kept, so the pooled probabilities are the ones each model reported.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from hypomimia.errors import UserError
+from hypomimia.metrics import evaluate
+
+
+def load_run(train_dir: Path) -> tuple[pd.DataFrame, dict]:
+    """(test clips with the run's calibrated margin, headline of the run) from a train output folder."""
+    preds, metrics = train_dir / "predictions.parquet", train_dir / "metrics.json"
+    if not preds.is_file() or not metrics.is_file():
+        raise UserError(
+            f"{train_dir} has no predictions.parquet / metrics.json",
+            "pass output folders of finished 'hypomimia train' runs",
+        )
+    m = json.loads(metrics.read_text())
+    clips = pd.read_parquet(preds)
+    clips = clips[clips["split"] == "test"].copy()
+    clips["margin"] = clips["margin"] / m.get("temperature", 1.0)  # evaluate() at T = 1 gives the run's p
+    s = m["overall"]["subject"]
+    headline = {
+        "run": train_dir.name,
+        "test_fold": m.get("split", {}).get("test_fold"),
+        "subjects": s["n"],
+        "subject_auroc": s["auroc"],
+        "subject_auroc_ci95": s["auroc_ci95"],
+        "subject_balanced_accuracy": s["balanced_accuracy"],
+        "best_epoch": m.get("best_epoch"),
+    }
+    return clips, headline
+
+
+def pool_folds(train_dirs: list[Path], n_bootstrap: int = 1000, seed: int = 0) -> dict:
+    """``{"folds": [headline per run], "pooled": evaluate() of all test clips}``."""
+    if not train_dirs:
+        raise UserError("no training runs given", "pass one train output folder per test fold")
+    runs = [load_run(Path(d)) for d in train_dirs]
+    seen: dict[str, str] = {}
+    for clips, head in runs:
+        for subject in clips["subject_id"].unique():
+            if subject in seen:
+                raise UserError(
+                    f"subject {subject} is held out by both {seen[subject]} and {head['run']}",
+                    "pass runs with different test folds (train.fold) of the same fold assignment",
+                )
+            seen[subject] = head["run"]
+    pooled = pd.concat([c for c, _ in runs], ignore_index=True)
+    metrics = evaluate(pooled, temperature=1.0, n_bootstrap=n_bootstrap, seed=seed)
+    return {"folds": [h for _, h in runs], "pooled": metrics}
