@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import random
+import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -371,6 +372,8 @@ def run(
     if tracker is not None:
         progress["run_id"] = tracker.run_id
     steps_done = 0
+    # Test hook for a real kill (tests/model/test_train_resume_sigkill.py): SIGKILL after that many steps.
+    kill_at = int(os.environ["HYPOMIMIA_KILL_AT_STEP"]) if os.environ.get("HYPOMIMIA_KILL_AT_STEP") else None
     try:
         while progress["epoch"] < cfg.epochs and not progress["stopped_early"]:
             epoch = progress["epoch"]
@@ -400,6 +403,8 @@ def run(
                 steps_done += 1
                 if crash_after_steps is not None and steps_done >= crash_after_steps:
                     raise SimulatedCrash(f"simulated crash after {steps_done} steps")
+                if kill_at is not None and steps_done >= kill_at:
+                    os.kill(os.getpid(), signal.SIGKILL)  # no cleanup at all, as when a node dies
             train_time = time.perf_counter() - t0
             val_clips = predict_clips(model, val_dl, val_ds, cfg, d.device, d)
             val_auc, val_nll = subject_auroc_and_nll(val_clips)
