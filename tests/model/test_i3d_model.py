@@ -56,9 +56,16 @@ def test_still_video_gives_the_2d_activations(frames, stream):
 def test_frame_differences_see_motion_only():
     still = torch.rand(1, 3, 1, 8, 8).repeat(1, 1, 5, 1, 1)
     assert torch.equal(frame_differences(still), torch.zeros_like(still))
-    moving = torch.arange(5.0).view(1, 1, 5, 1, 1).expand(1, 3, 5, 8, 8)  # brightens by 1 per frame
-    d = frame_differences(moving)
-    assert d.shape == moving.shape and torch.all(d[:, :, 0] == 0) and torch.all(d[:, :, 1:] == 1)
+    ramp = torch.arange(5.0).view(1, 1, 5, 1, 1).expand(1, 3, 5, 8, 8)  # brightens by 1 per frame
+    d = frame_differences(ramp, eps=0.0)
+    assert d.shape == ramp.shape and torch.all(d[:, :, 0] == 0)
+    assert torch.allclose(d[:, :, 1:], torch.tensor(1 / 1.2))  # step 1 over a mean deviation of 1.2
+    # in units of the clip's own range of motion: the same timing at 3x the amplitude looks the same,
+    # the same amplitude twice as fast does not
+    assert torch.allclose(frame_differences(3 * ramp, eps=0.0), d)
+    wave = lambda f: torch.sin(f * torch.arange(32.0)).view(1, 1, 32, 1, 1).expand(1, 3, 32, 4, 4)  # noqa: E731
+    slow, fast = frame_differences(wave(0.5), eps=0.0), frame_differences(wave(1.0), eps=0.0)
+    assert fast.abs().mean() > 1.5 * slow.abs().mean()
     model = I3D(width=0.125, stream="rgb+diff").eval()
     assert model.stem[0].conv.in_channels == 6 and model(torch.rand(1, 3, 6, 48, 48)).shape == (1, 2)
     with pytest.raises(UserError, match="only built for arch i3d"):

@@ -204,15 +204,24 @@ def i3d(
     return model
 
 
-def frame_differences(x: torch.Tensor) -> torch.Tensor:
-    """``x[t] - x[t-1]`` along time (dim 2), zero for the first frame: the motion the clip shows.
+def frame_differences(x: torch.Tensor, eps: float = 1e-2) -> torch.Tensor:
+    """Frame-to-frame change ``x[t] - x[t-1]`` (zero for the first frame), in units of the clip's range of motion.
 
     I3D's best results came from a second stream on optical flow; differences of consecutive frames
     carry the same motion cue (Wang et al., TSN 2016) at no extra cost and, unlike RGB, none of the
     static face or scene, which a small data set otherwise invites a network to memorise.
+
+    Each clip's differences are divided by its mean absolute deviation from its own temporal mean
+    (one scalar per clip, ``eps`` guarding still clips). Why: how *fast* a face moves, relative to how
+    *far*, is a ratio of two energies that a conv net with average pooling represents poorly; after
+    this scaling it is the plain mean of the stream. On the dynamic-only phantom that ratio alone
+    separates PD from control clips with AUROC 0.82 (stride 4) where raw difference energy gives 0.64
+    (docs/explain.md). The RGB stream still carries the absolute amplitude.
     A still video has zero differences, so the inflation fixed point holds for ``rgb+diff`` too.
     """
-    return F.pad(x[:, :, 1:] - x[:, :, :-1], (0, 0, 0, 0, 1, 0))
+    diff = F.pad(x[:, :, 1:] - x[:, :, :-1], (0, 0, 0, 0, 1, 0))
+    spread = (x - x.mean(dim=2, keepdim=True)).abs().mean(dim=(1, 2, 3, 4), keepdim=True)
+    return diff / (spread + eps)
 
 
 # --- weight inflation and loading -------------------------------------------------------------
