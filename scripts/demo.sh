@@ -24,7 +24,9 @@ fi
 hm ingest data/phantom/manifest.csv --params params.yaml --out work/ingest
 hm facetubes --params params.yaml --ingest work/ingest --out work/facetubes --cache work/tube-cache
 hm validate --params params.yaml --ingest work/ingest --tubes work/facetubes --out work/validate
-hm train --params params.yaml --tubes work/facetubes --ingest work/ingest --out work/train
+# --no-resume: the demo trains from scratch each time, so a params.yaml edited since the last demo
+# never meets a checkpoint written with other params (hypomimia train refuses to mix them).
+hm train --params params.yaml --tubes work/facetubes --ingest work/ingest --out work/train --no-resume
 hm explain --params params.yaml --model work/train --tubes work/facetubes --ingest work/ingest --out work/explain
 
 cat <<MSG
