@@ -13,32 +13,35 @@ from pathlib import Path
 
 import pandas as pd
 
+from hypomimia.artifacts import read_stage_table
 from hypomimia.errors import UserError
 from hypomimia.metrics import evaluate
 
 
 def load_run(train_dir: Path) -> tuple[pd.DataFrame, dict]:
     """(test clips with the run's calibrated margin, headline of the run) from a train output folder."""
-    preds, metrics = train_dir / "predictions.parquet", train_dir / "metrics.json"
-    if not preds.is_file() or not metrics.is_file():
+    clips = read_stage_table(
+        train_dir, "predictions.parquet", "train", ["video_id", "subject_id", "label", "margin", "split"]
+    )
+    try:
+        m = json.loads((train_dir / "metrics.json").read_text())
+        s = m["overall"]["subject"]
+        headline = {
+            "run": train_dir.name,
+            "test_fold": m.get("split", {}).get("test_fold"),
+            "subjects": s["n"],
+            "subject_auroc": s["auroc"],
+            "subject_auroc_ci95": s["auroc_ci95"],
+            "subject_balanced_accuracy": s["balanced_accuracy"],
+            "best_epoch": m.get("best_epoch"),
+        }
+    except (OSError, ValueError, KeyError, TypeError) as e:
         raise UserError(
-            f"{train_dir} has no predictions.parquet / metrics.json",
+            f"{train_dir}/metrics.json is missing or not a train metrics file ({type(e).__name__}: {e})",
             "pass output folders of finished 'hypomimia train' runs",
-        )
-    m = json.loads(metrics.read_text())
-    clips = pd.read_parquet(preds)
+        ) from None
     clips = clips[clips["split"] == "test"].copy()
     clips["margin"] = clips["margin"] / m.get("temperature", 1.0)  # evaluate() at T = 1 gives the run's p
-    s = m["overall"]["subject"]
-    headline = {
-        "run": train_dir.name,
-        "test_fold": m.get("split", {}).get("test_fold"),
-        "subjects": s["n"],
-        "subject_auroc": s["auroc"],
-        "subject_auroc_ci95": s["auroc_ci95"],
-        "subject_balanced_accuracy": s["balanced_accuracy"],
-        "best_epoch": m.get("best_epoch"),
-    }
     return clips, headline
 
 

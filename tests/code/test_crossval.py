@@ -62,6 +62,12 @@ def test_a_subject_held_out_twice_is_refused(tmp_path):
         pool_folds([a, b])
     with pytest.raises(UserError, match="no predictions.parquet"):
         pool_folds([tmp_path])
+    (a / "metrics.json").write_text("{not json")
+    with pytest.raises(UserError, match="not a train metrics file"):
+        pool_folds([a])
+    (a / "metrics.json").write_text("{}")
+    with pytest.raises(UserError, match="not a train metrics file"):
+        pool_folds([a])
 
 
 def test_cli_prints_folds_and_pooled_result(tmp_path):
