@@ -13,8 +13,9 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from hypomimia.errors import UserError
+from hypomimia.manifest import DIAGNOSES
 
-FOLD_LABELS = ("pd", "control")
+FOLD_LABELS = DIAGNOSES
 FOLD_COLUMNS = ["video_id", "subject_id", "label", "repeat", "fold"]
 
 

@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 REQUIRED = ("video_id", "path", "subject_id", "session", "task", "label")
 OPTIONAL = ("updrs_3_2", "hoehn_yahr", "age", "sex", "site", "camera", "split_group")
 COLUMNS = REQUIRED + OPTIONAL
-LABELS = ("pd", "control", "unknown")
+DIAGNOSES = ("pd", "control")  # the labels a subject can have; "unknown" awaits one
+LABELS = (*DIAGNOSES, "unknown")
 SEXES = {"f": "F", "m": "M", "other": "other"}
 VIDEO_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 DOC = "docs/data-format.md section 1"
@@ -235,7 +236,7 @@ def _check_across_rows(rows: list[dict[str, Any]], problems: dict[int, list[str]
     # One diagnosis per subject: a subject labelled both pd and control is a spreadsheet error.
     labels: dict[str, set[str]] = {}
     for row in rows:
-        if row["subject_id"] and row["label"] in ("pd", "control"):
+        if row["subject_id"] and row["label"] in DIAGNOSES:
             labels.setdefault(row["subject_id"], set()).add(row["label"])
     for i, row in enumerate(rows):
         if len(labels.get(row["subject_id"] or "", ())) > 1:

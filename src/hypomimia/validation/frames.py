@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from hypomimia.artifacts import read_stage_table
+from hypomimia.manifest import DIAGNOSES
 
 HEAD_FRAMES = 25  # about a second of tube: enough to tell two clips apart, cheap to decompress
 
@@ -63,7 +64,7 @@ def manifest_frame(ingested: pd.DataFrame) -> pd.DataFrame:
     if {"subject_id", "label"} <= set(df.columns):
         # Diagnoses only, the same rule as the manifest reader: 'unknown' next to pd or control is
         # a video awaiting its label, not a contradiction.
-        diagnosis = df["label"].where(df["label"].isin(["pd", "control"]))
+        diagnosis = df["label"].where(df["label"].isin(DIAGNOSES))
         df["subject_n_labels"] = diagnosis.groupby(df["subject_id"], dropna=False).transform("nunique")
     return df
 

@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hypomimia.config.validate import ValidateConfig
+from hypomimia.manifest import DIAGNOSES
+from hypomimia.manifest import LABELS as MANIFEST_LABELS
 
 AREAS = ("manifest", "ingest", "facetubes", "folds", "leakage")
-LABELS = ["pd", "control", "unknown"]
-TRAINING_LABELS = ["pd", "control"]
+LABELS = list(MANIFEST_LABELS)
+TRAINING_LABELS = list(DIAGNOSES)
 UPDRS_3_2 = [0, 1, 2, 3, 4]
 HOEHN_YAHR = [0.0, *(1.0 + 0.5 * i for i in range(9))]  # 0 (control) or 1..5 in steps of 0.5
 SEX = ["F", "M", "other", ""]

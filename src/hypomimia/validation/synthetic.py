@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hypomimia.manifest import DIAGNOSES
+
 
 def _folds(subjects: pd.DataFrame, folds: int, repeats: int, seed: int) -> pd.DataFrame:
     """Deal each label's subjects round-robin into folds, after a per-repeat shuffle."""
@@ -112,7 +114,7 @@ def make_dataset(
     df.to_parquet(ingest_dir / "ingested.parquet", index=False)
 
     fold_of = _folds(subjects, folds, repeats, seed)
-    training = df[(df["status"] == "accepted") & df["label"].isin(["pd", "control"])]
+    training = df[(df["status"] == "accepted") & df["label"].isin(DIAGNOSES)]
     fold_table = training[["video_id", "subject_id", "label"]].merge(fold_of, on="subject_id")
     fold_table = fold_table.sort_values(["repeat", "fold", "video_id"]).reset_index(drop=True)
     fold_table.to_parquet(ingest_dir / "folds.parquet", index=False)
