@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hypomimia.bench import row
 from hypomimia.config.train import ModelConfig
 from hypomimia.explain.gradcam import activation_maps
 from hypomimia.explain.regions import label_images, region_mass
@@ -76,10 +77,9 @@ def run(out: Path, quick: bool) -> list[dict]:
     t_reg = _best(regions, repeats)
     note = f"I3D width {mc.width}, {mc.frames}x{mc.size}^2, 1 clip, best of {repeats}"
     return [
-        {"name": "explain", "metric": "embed_forward", "value": t_fwd * 1000, "unit": "ms/clip", "note": note},
-        {"name": "explain", "metric": "gradcam_2methods_2layers", "value": t_cam * 1000, "unit": "ms/clip", "note": note},
-        {"name": "explain", "metric": "region_attribution", "value": t_reg * 1000, "unit": "ms/clip",
-         "note": "label images for 14 frames + mass per region"},
-        {"name": "explain", "metric": "gradcam_over_forward", "value": t_cam / t_fwd, "unit": "ratio", "note": "target < 4"},
-        {"name": "explain", "metric": "regions_over_gradcam", "value": t_reg / t_cam, "unit": "ratio", "note": "target < 0.5"},
+        row("explain", "embed_forward", t_fwd * 1000, "ms/clip", note),
+        row("explain", "gradcam_2methods_2layers", t_cam * 1000, "ms/clip", note),
+        row("explain", "region_attribution", t_reg * 1000, "ms/clip", "label images for 14 frames + mass per region"),
+        row("explain", "gradcam_over_forward", t_cam / t_fwd, "ratio", "target < 4"),
+        row("explain", "regions_over_gradcam", t_reg / t_cam, "ratio", "target < 0.5"),
     ]  # fmt: skip

@@ -15,6 +15,7 @@ frames/s counts decoded source frames. Targets (issue 5): stage wall <= 1.3x dec
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import shutil
@@ -24,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hypomimia.bench import row as bench_row
 from hypomimia.config import load_params
 from hypomimia.config.facetubes import FacetubesConfig
 from hypomimia.config.ingest import IngestConfig
@@ -147,9 +149,7 @@ def _bench_set(name: str, ingest_dir: Path, work: Path, cfg: FacetubesConfig) ->
     best = min(walls.values())
     r = results[2].report
     note = f"{listed} listed, {n_ok} ingested, {r['accepted']} tubes, {r['quarantined']} quarantined"
-    row = lambda metric, value, unit, note="": {  # noqa: E731
-        "name": f"facetubes/{name}", "metric": metric, "value": value, "unit": unit, "note": note,
-    }  # fmt: skip
+    row = functools.partial(bench_row, f"facetubes/{name}")
     return [
         row("frames", frames, "frames", note),
         row("decode_fps", frames / t_decode, "frames/s", "(a) PyAV decode to RGB, the limit"),

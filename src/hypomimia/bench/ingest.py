@@ -20,6 +20,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from hypomimia.bench import row
 from hypomimia.config.ingest import IngestConfig
 from hypomimia.stages import ingest
 from hypomimia.video import write_mp4
@@ -113,10 +114,4 @@ def _best_of(n: int, fn):
 
 
 def _row(dataset: str, what: str, metric: str, value: float, unit: str, note: str) -> dict:
-    return {
-        "name": f"ingest/{dataset}/{what}",
-        "metric": metric,
-        "value": float(value),
-        "unit": unit,
-        "note": note,
-    }
+    return row(f"ingest/{dataset}/{what}", metric, float(value), unit, note)

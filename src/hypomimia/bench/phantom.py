@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hypomimia.bench import row
 from hypomimia.config.phantom import PhantomConfig
 from hypomimia.phantom.cohort import plan_videos
 from hypomimia.phantom.identities import base_photo
@@ -44,32 +45,10 @@ def run(out: Path, quick: bool) -> list[dict]:
     demo_frames = demo.subjects * demo.videos_per_subject * round(demo.duration_s * demo.fps)
     note = f"{len(plans)} videos, {n_frames} frames at 320 px, one process"
     return [
-        {
-            "name": "phantom",
-            "metric": "render+encode",
-            "value": n_frames / render,
-            "unit": "frames/s",
-            "note": note,
-        },
-        {
-            "name": "phantom",
-            "metric": "encode",
-            "value": n_frames / encode,
-            "unit": "frames/s",
-            "note": "noise frames",
-        },
-        {
-            "name": "phantom",
-            "metric": "render_cost_ratio",
-            "value": encode / render,
-            "unit": "x",
-            "note": "share of time spent encoding; the rest is the warp",
-        },  # fmt: skip
-        {
-            "name": "phantom",
-            "metric": "demo_estimate_2_workers",
-            "value": demo_frames * render / n_frames / 2,
-            "unit": "s",
-            "note": f"{demo_frames} frames of the demo study, from this run's per-frame cost",
-        },  # fmt: skip
-    ]
+        row("phantom", "render+encode", n_frames / render, "frames/s", note),
+        row("phantom", "encode", n_frames / encode, "frames/s", "noise frames"),
+        row("phantom", "render_cost_ratio", encode / render, "x",
+            "share of time spent encoding; the rest is the warp"),
+        row("phantom", "demo_estimate_2_workers", demo_frames * render / n_frames / 2, "s",
+            f"{demo_frames} frames of the demo study, from this run's per-frame cost"),
+    ]  # fmt: skip

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from hypomimia.bench import row
 from hypomimia.config import load_params
 from hypomimia.pipeline_runner import SMOKE_OVERRIDES, apply_overrides, find_repo_root, run_local
 
@@ -42,36 +43,14 @@ def run(out: Path, quick: bool) -> list[dict]:
     note = f"{params.phantom.subjects} subjects x {params.phantom.videos_per_subject} videos, 1 epoch"
     ratio, cli_ratio = cached / first, cli / first
     return [
-        {"name": "pipeline_local", "metric": "first_run_s", "value": first, "unit": "s", "note": note},
-        {
-            "name": "pipeline_local",
-            "metric": "cached_run_s",
-            "value": cached,
-            "unit": "s",
-            "note": "all tasks cached",
-        },
-        {
-            "name": "pipeline_local",
-            "metric": "cached_cli_s",
-            "value": cli,
-            "unit": "s",
-            "note": "incl. CLI start-up",
-        },
-        {
-            "name": "pipeline_local",
-            "metric": "cached_over_first",
-            "value": ratio,
-            "unit": "ratio",
-            "note": f"target <= {TARGET_RATIO}: {'met' if ratio <= TARGET_RATIO else 'MISSED'}",
-        },
-        {
-            "name": "pipeline_local",
-            "metric": "cached_cli_over_first",
-            "value": cli_ratio,
-            "unit": "ratio",
-            "note": f"target <= {TARGET_RATIO}: {'met' if cli_ratio <= TARGET_RATIO else 'MISSED'}",
-        },
-    ]
+        row("pipeline_local", "first_run_s", first, "s", note),
+        row("pipeline_local", "cached_run_s", cached, "s", "all tasks cached"),
+        row("pipeline_local", "cached_cli_s", cli, "s", "incl. CLI start-up"),
+        row("pipeline_local", "cached_over_first", ratio, "ratio",
+            f"target <= {TARGET_RATIO}: {'met' if ratio <= TARGET_RATIO else 'MISSED'}"),
+        row("pipeline_local", "cached_cli_over_first", cli_ratio, "ratio",
+            f"target <= {TARGET_RATIO}: {'met' if cli_ratio <= TARGET_RATIO else 'MISSED'}"),
+    ]  # fmt: skip
 
 
 def _cli_run(repo: Path, params, root: Path, tracking: str, out: Path) -> float:

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from hypomimia.bench import row
 from hypomimia.clips import ClipDataset, EpochSampler, prepare_frame_cache
 from hypomimia.config.train import ModelConfig, TrainConfig
 from hypomimia.models import build_model
@@ -29,7 +30,7 @@ PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L4": 121e12, "A10"
 
 
 def _row(metric: str, value, unit: str, note: str = "") -> dict:
-    return {"name": "train", "metric": metric, "value": value, "unit": unit, "note": note}
+    return row("train", metric, value, unit, note)
 
 
 def _train_step(model, opt, x, y, amp: bool, device_type: str) -> None:
