@@ -11,7 +11,8 @@ How a video is tracked (``FaceTracker.track`` is called once per tube frame, in 
    multi-face video out of its view, and keeps the mesh's input small (FaceMesh is the slowest step).
 3. **Track.** FaceMesh in video (tracking) mode follows the face from frame to frame without running
    its detector. It runs on every ``mesh_every``-th tube frame only (the caller interpolates the
-   landmarks in between): FaceMesh is the slowest step, and at 25 fps the face moves little in 80 ms. When the face drifts towards the window edge or changes size, the window is re-cut
+   landmarks in between): FaceMesh is the slowest step, and at 25 fps the face moves little in
+   80 ms. When the face drifts towards the window edge or changes size, the window is re-cut
    around the latest landmarks and the mesh restarts (its tracking state is in window coordinates).
    When the mesh loses the face, the next frame re-detects on the whole frame (a *tracking loss*);
    after two frames without a face, detection backs off to every ``LOST_RETRY``-th frame.

@@ -6,10 +6,10 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from hypomimia.config import ConfigError, load_params
-from hypomimia.config.phantom import PhantomConfig
+from hypomimia.config.phantom import CueConfig, PhantomConfig
 from hypomimia.errors import UserError
 
-_CUES = ("amplitude", "speed", "blink", "micro", "static")
+_CUES = tuple(CueConfig.model_fields)
 
 
 def phantom(

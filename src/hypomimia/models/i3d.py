@@ -216,7 +216,7 @@ def frame_differences(x: torch.Tensor, eps: float = 1e-2) -> torch.Tensor:
     *far*, is a ratio of two energies that a conv net with average pooling represents poorly; after
     this scaling it is the plain mean of the stream. On the dynamic-only phantom that ratio alone
     separates PD from control clips with AUROC 0.82 (stride 4) where raw difference energy gives 0.64
-    (docs/explain.md). The RGB stream still carries the absolute amplitude.
+    (docs/training.md). The RGB stream still carries the absolute amplitude.
     A still video has zero differences, so the inflation fixed point holds for ``rgb+diff`` too.
     """
     diff = F.pad(x[:, :, 1:] - x[:, :, :-1], (0, 0, 0, 0, 1, 0))
