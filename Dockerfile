@@ -24,7 +24,10 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --create-home --uid 10001 --shell /usr/sbin/nologin hypomimia
 COPY --from=build /opt/venv /opt/venv
+# The KFP glue the component bodies import (components/pipeline_io.py), beside the package.
+COPY components /opt/hypomimia/components
 ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONPATH=/opt/hypomimia \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     MPLCONFIGDIR=/tmp/matplotlib \

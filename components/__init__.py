@@ -2,7 +2,7 @@
 
 Every component body only (1) parses its params section from a JSON string, (2) calls the
 stage's ``run`` -- the same function the CLI and ``dvc.yaml`` call -- with artifact paths, and
-(3) copies the stage's numbers onto typed artifacts (``hypomimia.pipeline_io``). No logic here.
+(3) copies the stage's numbers onto typed artifacts (``components.pipeline_io``). No logic here.
 
 Images are ONE setting: ``params.yaml`` ``pipeline.image`` (every stage) and ``pipeline.gpu_image``
 (train), applied to each task by ``pipeline.pipeline.create_pipeline`` with ``set_container_image``.

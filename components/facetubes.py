@@ -38,7 +38,7 @@ def facetubes(shards: Input[list[Dataset]], tubes: Output[Dataset], metrics: Out
     """Gather the shards into one face-tube folder, identical to an unsharded run (hypomimia.stages.facetubes)."""
     from pathlib import Path
 
-    from hypomimia.pipeline_io import publish_stage_report
+    from components.pipeline_io import publish_stage_report
     from hypomimia.stages import facetubes as stage
 
     result = stage.gather([Path(s.path) for s in shards], Path(tubes.path))

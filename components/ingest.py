@@ -18,8 +18,8 @@ def ingest(
     """
     from pathlib import Path
 
+    from components.pipeline_io import publish_stage_report
     from hypomimia.config.ingest import IngestConfig
-    from hypomimia.pipeline_io import publish_stage_report
     from hypomimia.stages import ingest as stage
 
     out = Path(ingested.path)

@@ -9,8 +9,8 @@ def phantom(params: str, videos: Output[Dataset], metrics: Output[Metrics]):
     """Synthetic face videos with a known PD/control answer: videos + manifest.csv (hypomimia.stages.phantom)."""
     from pathlib import Path
 
+    from components.pipeline_io import publish_stage_report
     from hypomimia.config.phantom import PhantomConfig
-    from hypomimia.pipeline_io import publish_stage_report
     from hypomimia.stages import phantom as stage
 
     result = stage.run(PhantomConfig.model_validate_json(params), Path(videos.path), progress=False)

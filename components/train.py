@@ -21,8 +21,8 @@ def train(
     """
     from pathlib import Path
 
+    from components.pipeline_io import publish_stage_report
     from hypomimia.config.train import TrainConfig
-    from hypomimia.pipeline_io import publish_stage_report
     from hypomimia.stages import train as stage
 
     out = Path(model.path)

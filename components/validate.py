@@ -22,8 +22,8 @@ def validate(
     """
     from pathlib import Path
 
+    from components.pipeline_io import publish_stage_report
     from hypomimia.config.validate import ValidateConfig
-    from hypomimia.pipeline_io import publish_stage_report
     from hypomimia.stages import validate as stage
 
     out = Path(validation.path)
@@ -38,8 +38,8 @@ def gate_failed(validation: Input[Dataset]):
     """Fail the run, naming the failed expectations: the gate said no, so nothing downstream runs."""
     from pathlib import Path
 
+    from components.pipeline_io import gate_summary
     from hypomimia.errors import GateFailed
-    from hypomimia.pipeline_io import gate_summary
 
     raise GateFailed(
         f"validation gate failed: {gate_summary(Path(validation.path))}",

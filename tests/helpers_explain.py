@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hypomimia.face import FACE_OVAL, region_masks
+from hypomimia.faces.landmarks import FACE_OVAL, region_masks
 
 SIZE = 48
 FRAMES = 8

@@ -17,8 +17,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from hypomimia.data.video import write_mp4
 from hypomimia.doctor import sample_face_rgb
-from hypomimia.video import write_mp4
 
 BACKGROUND = (40, 60, 80)
 

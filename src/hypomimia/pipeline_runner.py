@@ -155,6 +155,7 @@ def run_local(
     root = root.resolve()
     root.mkdir(parents=True, exist_ok=True)
     pipe = build(params, gpu=False, repo=repo)
+    repo_root = find_repo_root(repo)
     arguments = {
         "mlflow_tracking_uri": tracking_uri or _default_tracking_uri(),
         "tube_cache": str((tube_cache or root / "tube-cache").resolve()),
@@ -168,7 +169,7 @@ def run_local(
     )
     start = time.perf_counter()
     try:
-        with _kfp_output(log_file), warnings.catch_warnings():
+        with _kfp_output(log_file), _importable(repo_root), warnings.catch_warnings():
             # kfp.local warns that images and resource requests do nothing here: expected, that is the point.
             warnings.filterwarnings("ignore", module=r"kfp\.local")
             outputs = pipe(**arguments).outputs
@@ -182,6 +183,20 @@ def run_local(
         seconds=seconds,
         log_file=log_file,
     )
+
+
+@contextlib.contextmanager
+def _importable(repo_root: Path):
+    """Task subprocesses import ``components.pipeline_io`` from the checkout (the image ships it beside the package)."""
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(repo_root), *([old] if old else [])])
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = old
 
 
 def _default_tracking_uri() -> str:
@@ -217,7 +232,7 @@ def _raise_task_failure(message: str, root: Path, log_file: Path | None) -> None
     message = _ANSI.sub("", message)
     where = f" (task logs: {log_file})" if log_file else ""
     if "gate-failed" in message:
-        from hypomimia.pipeline_io import gate_summary
+        from components.pipeline_io import gate_summary
 
         validation = _latest(root, "validate", "validation")
         failed = gate_summary(validation) if validation else "see the validate task's report"

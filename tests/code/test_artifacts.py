@@ -3,7 +3,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from hypomimia.artifacts import read_stage_table
+from hypomimia.data.artifacts import read_stage_table
 from hypomimia.errors import UserError
 
 

@@ -8,9 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 from hypomimia.cli import _app as app
-from hypomimia.crossval import pool_folds
 from hypomimia.errors import UserError
-from hypomimia.metrics import _sigmoid
+from hypomimia.learning.crossval import pool_folds
+from hypomimia.learning.metrics import _sigmoid
 
 
 def fake_run(folder, fold, subjects, temperature, flip=False):

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from hypomimia.config.facetubes import FacetubesConfig
 from hypomimia.errors import UserError
-from hypomimia.face import eye_centres
+from hypomimia.faces.landmarks import eye_centres
+from hypomimia.faces.tube import load_tube
 from hypomimia.stages import facetubes
 from tests.helpers_facetubes import (
     BACKGROUND,
@@ -56,7 +57,7 @@ def study(tmp_path_factory):
 
 
 def tube_of(study, video_id):
-    return facetubes.load_tube(study["dir"] / "out" / study["rows"].loc[video_id, "tube"])
+    return load_tube(study["dir"] / "out" / study["rows"].loc[video_id, "tube"])
 
 
 def test_every_listed_video_is_accounted_for(study):
@@ -67,7 +68,7 @@ def test_every_listed_video_is_accounted_for(study):
     assert list(r.tubes.columns) == list(facetubes.TUBE_COLUMNS)
     assert r.report["accepted"] + r.report["quarantined"] == r.report["listed"] == 7
     for row in r.tubes[r.tubes["status"] == "accepted"].itertuples():
-        z = facetubes.load_tube(study["dir"] / "out" / row.tube)
+        z = load_tube(study["dir"] / "out" / row.tube)
         t = row.n_frames
         assert z["frames"].shape == (t, 112, 112, 3) and z["frames"].dtype == np.uint8
         assert z["landmarks"].shape == (t, 478, 2) and z["valid"].shape == (t,)

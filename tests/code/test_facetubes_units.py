@@ -7,10 +7,17 @@ import numpy as np
 import pytest
 
 from hypomimia.config.facetubes import FacetubesConfig
-from hypomimia.face import LEFT_EYE_INNER, LEFT_EYE_OUTER, RIGHT_EYE_INNER, RIGHT_EYE_OUTER, eye_centres
-from hypomimia.facetrack import Box, align_params, apply_affine, tube_matrix, warp_face
-from hypomimia.quality import hamming, head_pose_deg, phash
-from hypomimia.stages.facetubes import (
+from hypomimia.data.video import Frame
+from hypomimia.faces.landmarks import (
+    LEFT_EYE_INNER,
+    LEFT_EYE_OUTER,
+    RIGHT_EYE_INNER,
+    RIGHT_EYE_OUTER,
+    eye_centres,
+)
+from hypomimia.faces.quality import hamming, head_pose_deg, phash
+from hypomimia.faces.track import Box, align_params, apply_affine, tube_matrix, warp_face
+from hypomimia.faces.tube import (
     Tube,
     _fill_gap,
     _fill_untracked,
@@ -22,7 +29,6 @@ from hypomimia.stages.facetubes import (
     load_tube,
     save_tube,
 )
-from hypomimia.video import Frame
 
 
 def frames_at(times):

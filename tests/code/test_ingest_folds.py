@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hypomimia.data.folds import check_feasible, fold_counts, make_folds
 from hypomimia.errors import UserError
-from hypomimia.folds import check_feasible, fold_counts, make_folds
 
 
 def _videos(n_pd: int, n_control: int, per_subject: int = 3, n_unknown: int = 0) -> pd.DataFrame:

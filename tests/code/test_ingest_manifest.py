@@ -5,8 +5,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from hypomimia.data.manifest import label_score_problem, read_manifest
 from hypomimia.errors import UserError
-from hypomimia.manifest import label_score_problem, read_manifest
 
 HEADER = "video_id,path,subject_id,session,task,label,updrs_3_2,hoehn_yahr,age,sex\n"
 

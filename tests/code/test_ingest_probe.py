@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 
-from hypomimia.probe import _mp4_has_moov, probe, sha256_file
+from hypomimia.data.probe import _mp4_has_moov, probe, sha256_file
 from tests.helpers_ingest import encode
 
 
@@ -58,7 +58,7 @@ def test_permission_denied_is_unreadable_file(tmp_path, monkeypatch):
     def refuse(path):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("hypomimia.probe.sha256_file", refuse)
+    monkeypatch.setattr("hypomimia.data.probe.sha256_file", refuse)
     p = probe(encode(tmp_path / "locked.mp4", 2))
     assert (p.problem, p.detail) == ("unreadable_file", "permission denied when reading the file")
 
@@ -67,7 +67,7 @@ def test_unexpected_errors_become_a_reason_not_a_crash(tmp_path, monkeypatch):
     def explode(*args):
         raise RuntimeError("a decoder bug")
 
-    monkeypatch.setattr("hypomimia.probe._probe_container", explode)
+    monkeypatch.setattr("hypomimia.data.probe._probe_container", explode)
     p = probe(encode(tmp_path / "v.mp4", 2))
     assert p.problem == "unreadable_codec" and "RuntimeError" in p.detail
     assert p.sha256  # the hash is still known, so duplicates can be traced

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hypomimia.metrics import (
+from hypomimia.learning.metrics import (
     abstain,
     aggregate,
     auroc,

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hypomimia.manifest import COLUMNS, read_manifest
+from hypomimia.data.manifest import COLUMNS, read_manifest
+from hypomimia.data.video import iter_frames
 from hypomimia.phantom.identities import base_photo, draw_identity, draw_scene, source_image
 from hypomimia.phantom.render import Pose, VideoRenderer
 from hypomimia.stages.phantom import run
-from hypomimia.video import iter_frames
 from tests.helpers_phantom import file_hashes, tiny
 
 

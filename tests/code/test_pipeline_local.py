@@ -16,9 +16,9 @@ import pytest
 import yaml
 
 from hypomimia.config import load_params
+from hypomimia.data.video import iter_frames, write_mp4
 from hypomimia.errors import GateFailed
 from hypomimia.pipeline_runner import SMOKE_OVERRIDES, apply_overrides, run_local
-from hypomimia.video import iter_frames, write_mp4
 
 pytestmark = pytest.mark.slow
 

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from hypomimia.face import eye_centres
 
 from hypomimia.config.facetubes import FacetubesConfig
-from hypomimia.face import eye_centres
-from hypomimia.stages.facetubes import extract_tube, judge
+from hypomimia.faces.tube import extract_tube, judge
 
 pytestmark = pytest.mark.realfaces
 CFG = FacetubesConfig(workers=1, max_seconds=3.0)

@@ -29,7 +29,7 @@ from hypomimia.bench import row as bench_row
 from hypomimia.config import load_params
 from hypomimia.config.facetubes import FacetubesConfig
 from hypomimia.config.ingest import IngestConfig
-from hypomimia.video import iter_frames, write_mp4
+from hypomimia.data.video import iter_frames, write_mp4
 
 REALFACES = Path(__file__).resolve().parents[3].parent / "shared" / "realfaces"
 
@@ -176,7 +176,7 @@ def _naive(paths: list[str], cfg: FacetubesConfig) -> int:
     import cv2
     import mediapipe as mp
 
-    from hypomimia.face import eye_centres
+    from hypomimia.faces.landmarks import eye_centres
 
     n = 0
     with mp.solutions.face_mesh.FaceMesh(

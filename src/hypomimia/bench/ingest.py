@@ -22,8 +22,8 @@ import numpy as np
 
 from hypomimia.bench import row
 from hypomimia.config.ingest import IngestConfig
+from hypomimia.data.video import write_mp4
 from hypomimia.stages import ingest
-from hypomimia.video import write_mp4
 
 REALFACES = Path(__file__).resolve().parents[3].parent / "shared" / "realfaces"
 

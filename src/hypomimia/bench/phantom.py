@@ -15,10 +15,10 @@ import numpy as np
 
 from hypomimia.bench import row
 from hypomimia.config.phantom import PhantomConfig
+from hypomimia.data.video import write_mp4
 from hypomimia.phantom.cohort import plan_videos
 from hypomimia.phantom.identities import base_photo
 from hypomimia.phantom.synth import make_video
-from hypomimia.video import write_mp4
 
 
 def run(out: Path, quick: bool) -> list[dict]:

@@ -20,10 +20,10 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from hypomimia.bench import row
-from hypomimia.clips import ClipDataset, EpochSampler, prepare_frame_cache
 from hypomimia.config.train import ModelConfig, TrainConfig
+from hypomimia.learning.clips import ClipDataset, EpochSampler, prepare_frame_cache
+from hypomimia.learning.training import load_split, make_loader
 from hypomimia.models import build_model
-from hypomimia.stages.train import load_split, make_loader
 
 # Dense bf16 peak FLOP/s by device name fragment (vendor data sheets, SXM parts).
 PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12}

@@ -14,7 +14,7 @@ def crossval(
     bootstrap: Annotated[int, typer.Option(help="bootstrap resamples for the 95% CIs")] = 1000,
 ) -> None:
     """Evaluate every held-out subject once: pooled subject-level metrics with 95% bootstrap CIs."""
-    from hypomimia.crossval import pool_folds
+    from hypomimia.learning.crossval import pool_folds
 
     report = pool_folds(runs, n_bootstrap=bootstrap)
     console = Console()

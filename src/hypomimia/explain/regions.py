@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from hypomimia.face import REGIONS, region_masks
+from hypomimia.faces.landmarks import REGIONS, region_masks
 
 REGION_NAMES: tuple[str, ...] = (*REGIONS, "rest_of_face")
 OUTSIDE = -1

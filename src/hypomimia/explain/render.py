@@ -44,7 +44,7 @@ def write_overlay(path: Path, frames: np.ndarray, cam: np.ndarray, fps: float) -
     """Overlay video as ``.gif`` (PIL) or ``.mp4`` (H.264), chosen by the suffix of ``path``."""
     over = overlay(frames, cam)
     if path.suffix == ".mp4":
-        from hypomimia.video import write_mp4
+        from hypomimia.data.video import write_mp4
 
         return write_mp4(path, over, fps=max(1, round(fps)))
     return write_gif(path, over, fps)

@@ -1,6 +1,6 @@
 """Explain one face tube: its embedding, its prediction, and (optionally) where its maps put their mass.
 
-The clips are the ones evaluation uses (:mod:`hypomimia.clips`: evenly spaced, no augmentation),
+The clips are the ones evaluation uses (:mod:`hypomimia.learning.clips`: evenly spaced, no augmentation),
 so a map explains the same inputs the reported metrics came from.
 """
 
@@ -14,11 +14,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from hypomimia.clips import clip_starts, frame_indices
 from hypomimia.errors import UserError
 from hypomimia.explain.gradcam import activation_maps
 from hypomimia.explain.occlusion import occlusion_maps
 from hypomimia.explain.regions import OUTSIDE, RegionMass, label_image, region_mass
+from hypomimia.learning.clips import clip_starts, frame_indices
 
 
 @dataclass(frozen=True)

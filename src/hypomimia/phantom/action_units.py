@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hypomimia.face import FACE_OVAL, LEFT_BROW, LEFT_CHEEK, RIGHT_BROW, RIGHT_CHEEK
+from hypomimia.faces.landmarks import FACE_OVAL, LEFT_BROW, LEFT_CHEEK, RIGHT_BROW, RIGHT_CHEEK
 
 N_MESH = 468  # the iris points (468-477) are not warp controls: they sit inside the eye opening
 

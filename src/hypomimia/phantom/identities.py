@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-from hypomimia.face import FACE_OVAL, inter_ocular
+from hypomimia.faces.landmarks import FACE_OVAL, inter_ocular
 
 CANON = 512  # side of the canonical source square, in pixels
 # Canonical crop side in inter-ocular distances: wide enough that no framing samples outside it

@@ -1,7 +1,7 @@
 """Read phantom videos back like real ones and measure what the generator promised.
 
 Nothing here looks at the generator's internals: videos are decoded with
-:func:`hypomimia.video.iter_frames` and tracked with MediaPipe FaceMesh in video mode, and the
+:func:`hypomimia.data.video.iter_frames` and tracked with MediaPipe FaceMesh in video mode, and the
 measurements are compared with the ground-truth sidecars (``truth/<video_id>.json``). Used by
 ``tests/data/test_phantom_realism.py`` and by the numbers reported in ``docs/phantom.md``.
 """
@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hypomimia.face import (
+from hypomimia.data.video import iter_frames
+from hypomimia.faces.landmarks import (
     FACE_OVAL,
     LEFT_BROW,
     LEFT_EYE,
@@ -27,7 +28,6 @@ from hypomimia.face import (
     eye_aspect_ratio,
     eye_centres,
 )
-from hypomimia.video import iter_frames
 
 # Landmarks whose positions describe a facial configuration (features for the known-answer test).
 FEATURE_POINTS = tuple(sorted(set(LIPS + LEFT_EYE + RIGHT_EYE + LEFT_BROW + RIGHT_BROW + NOSE + FACE_OVAL)))

@@ -60,7 +60,7 @@ class VideoRenderer:
         self.shift = np.array(scene.centre) * size - self.scale * face_centre
         self.iod_out = self.face.iod * self.scale
 
-        from hypomimia.face import FACE_OVAL
+        from hypomimia.faces.landmarks import FACE_OVAL
 
         self._oval_mesh = np.array(FACE_OVAL)
         ring_src = oval_rings(lm, _RING_FACTORS)

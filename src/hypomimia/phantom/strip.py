@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hypomimia.video import iter_frames
+from hypomimia.data.video import iter_frames
 
 
 def frame_strip(videos: list[tuple[str, Path]], out_png: Path, frames: int = 6, side: int = 160) -> Path:

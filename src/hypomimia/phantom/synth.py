@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 
 from hypomimia.config.phantom import PhantomConfig
+from hypomimia.data.video import write_mp4
 from hypomimia.phantom import cohort
 from hypomimia.phantom.cohort import VideoPlan
 from hypomimia.phantom.disease import Profile, draw_scores, make_profile
 from hypomimia.phantom.identities import Identity, describe, draw_identity, draw_scene, source_image
 from hypomimia.phantom.render import Pose, VideoRenderer
 from hypomimia.phantom.timeline import build_timeline, pattern_events
-from hypomimia.video import write_mp4
 
 _N_NOISE = 7  # camera-noise frames per video, reused in a shuffled order (cheaper than fresh noise)
 

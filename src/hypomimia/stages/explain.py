@@ -24,15 +24,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from hypomimia.artifacts import read_stage_table
-from hypomimia.clips import LABEL_INDEX
 from hypomimia.config.explain import ExplainConfig
+from hypomimia.data.artifacts import read_stage_table
 from hypomimia.errors import UserError
 from hypomimia.explain import embeddings as emb
 from hypomimia.explain import render
 from hypomimia.explain.gradcam import resolve_layers
 from hypomimia.explain.regions import REGION_NAMES, RegionMass, compare_entropy, entropy
 from hypomimia.explain.tube import TubeExplanation, clip_batch, explain_tube, load_tube
+from hypomimia.learning.clips import LABEL_INDEX
 
 log = logging.getLogger(__name__)
 GROUPS = ("control", "pd")
@@ -450,9 +450,9 @@ def _log_to_mlflow(
         return None
     from mlflow import MlflowClient
 
-    from hypomimia import tracking
+    from hypomimia.learning import mlflow_runs
 
-    client = MlflowClient(tracking_uri or tracking.default_tracking_uri())
+    client = MlflowClient(tracking_uri or mlflow_runs.default_tracking_uri())
     client.log_artifacts(run_id, str(out_dir), artifact_path="explain")
     head = summary["attention"][summary["headline_map"]]
     metrics = {

@@ -32,10 +32,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hypomimia.config.ingest import IngestConfig
+from hypomimia.data.folds import check_feasible, fold_counts, make_folds
+from hypomimia.data.manifest import COLUMNS, label_score_problem, read_manifest
+from hypomimia.data.probe import Probe, probe, probe_many_worker
 from hypomimia.errors import UserError
-from hypomimia.folds import check_feasible, fold_counts, make_folds
-from hypomimia.manifest import COLUMNS, label_score_problem, read_manifest
-from hypomimia.probe import Probe, probe, probe_many_worker
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from hypomimia import __version__
 from hypomimia.config.phantom import PhantomConfig
-from hypomimia.manifest import COLUMNS
+from hypomimia.data.manifest import COLUMNS
 from hypomimia.phantom.cohort import VideoPlan, plan_videos
 from hypomimia.phantom.disease import severity_effects
 from hypomimia.phantom.synth import make_video

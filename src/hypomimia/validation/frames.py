@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hypomimia.artifacts import read_stage_table
-from hypomimia.manifest import DIAGNOSES
+from hypomimia.data.artifacts import read_stage_table
+from hypomimia.data.manifest import DIAGNOSES
 
 HEAD_FRAMES = 25  # about a second of tube: enough to tell two clips apart, cheap to decompress
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hypomimia.config.validate import ValidateConfig
-from hypomimia.manifest import DIAGNOSES
-from hypomimia.manifest import LABELS as MANIFEST_LABELS
+from hypomimia.data.manifest import DIAGNOSES
+from hypomimia.data.manifest import LABELS as MANIFEST_LABELS
 
 AREAS = ("manifest", "ingest", "facetubes", "folds", "leakage")
 LABELS = list(MANIFEST_LABELS)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hypomimia.manifest import DIAGNOSES
+from hypomimia.data.manifest import DIAGNOSES
 
 
 def _folds(subjects: pd.DataFrame, folds: int, repeats: int, seed: int) -> pd.DataFrame:

@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 
 from hypomimia.config.facetubes import FacetubesConfig
-from hypomimia.face import MOUTH_LEFT, MOUTH_RIGHT, N_LANDMARKS, eye_centres
+from hypomimia.faces.landmarks import MOUTH_LEFT, MOUTH_RIGHT, N_LANDMARKS, eye_centres
 
 WINDOW_SCALE = 2.0  # window side / face box side: room for the head to move between re-cuts
 RECUT_SHIFT = 0.15  # re-cut when the face centre is this far (fraction of window side) from the window centre

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
+from hypomimia.data.manifest import DIAGNOSES
 from hypomimia.errors import UserError
-from hypomimia.manifest import DIAGNOSES
 
 FOLD_LABELS = DIAGNOSES
 FOLD_COLUMNS = ["video_id", "subject_id", "label", "repeat", "fold"]

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from hypomimia.artifacts import read_stage_table
+from hypomimia.data.artifacts import read_stage_table
 from hypomimia.errors import UserError
-from hypomimia.metrics import evaluate
+from hypomimia.learning.metrics import evaluate
 
 
 def load_run(train_dir: Path) -> tuple[pd.DataFrame, dict]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from hypomimia.face import CHIN, FOREHEAD, LEFT_EYE_OUTER, RIGHT_EYE_OUTER
+from hypomimia.faces.landmarks import CHIN, FOREHEAD, LEFT_EYE_OUTER, RIGHT_EYE_OUTER
 
 
 def head_pose_deg(lm3d: np.ndarray) -> np.ndarray:
