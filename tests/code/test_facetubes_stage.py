@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from hypomimia.config.facetubes import FacetubesConfig
 from hypomimia.errors import UserError
 from hypomimia.faces.landmarks import eye_centres
-from hypomimia.faces.tube import load_tube
+from hypomimia.faces.tube import load_tube, tube_params
 from hypomimia.stages import facetubes
 from tests.helpers_facetubes import (
     BACKGROUND,
@@ -75,6 +75,7 @@ def test_every_listed_video_is_accounted_for(study):
         assert str(z["video_sha256"]) == row.sha256
     on_disk = json.loads((study["dir"] / "out" / "report.json").read_text())
     assert on_disk["cache_hits"] == 0 and on_disk["processed"] == 7
+    assert on_disk["params"] == tube_params(CFG)  # what a model records, so serving tubes alike
 
 
 def test_faceless_clips_are_quarantined_with_a_reason(study):

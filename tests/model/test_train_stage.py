@@ -35,7 +35,9 @@ def test_learns_the_motion_only_cue_and_logs_to_mlflow(tmp_path):
     assert json.loads(r.metrics_path.read_text())["overall"]["subject"]["auroc"] == subject["auroc"]
 
     loaded = load_model(r.model_path)
-    verify_model(loaded.model, json.loads(r.metadata_path.read_text()))
+    meta = json.loads(r.metadata_path.read_text())
+    verify_model(loaded.model, meta)
+    assert "face_tubes" in meta  # the face-tube params the endpoint must extract with
     assert loaded.extra["temperature"] == pytest.approx(r.temperature)
 
     client = MlflowClient(uri)

@@ -52,6 +52,12 @@ TUBE_CODE_VERSION = 2  # bump when the same params would give different tubes: i
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed entry timestamps: the same tube gives the same npz bytes
 
 
+def tube_params(cfg: FacetubesConfig) -> dict[str, Any]:
+    """Every param that changes a tube's bytes (not ``workers``), with the tube code version: what a
+    model records so that the endpoint extracts its tubes exactly as training did."""
+    return {**cfg.model_dump(mode="json", exclude={"workers"}), "tube_code_version": TUBE_CODE_VERSION}
+
+
 def cache_key(video_sha256: str, cfg: FacetubesConfig) -> str:
     """sha256 of (video content, every tube-affecting param, tube code and mediapipe versions)."""
     blob = {

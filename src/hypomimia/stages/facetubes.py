@@ -31,7 +31,7 @@ import pandas as pd
 from hypomimia.config.facetubes import FacetubesConfig
 from hypomimia.data.artifacts import read_stage_table
 from hypomimia.errors import UserError
-from hypomimia.faces.tube import cache_key, extract_tube, judge, save_tube
+from hypomimia.faces.tube import cache_key, extract_tube, judge, save_tube, tube_params
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,7 @@ def run(
     keys = {j["video_id"]: j["key"] for j in jobs}
     table = _tube_table(rows, done, keys, cache_dir, out_dir)
     report = _report(table, done, hits, wall, listed=listed, shard=(shard_index, num_shards))
+    report["params"] = tube_params(cfg)
     _write_outputs(out_dir, table, report)
     return FacetubesResult(out_dir, table, report)
 
@@ -138,6 +139,12 @@ def gather(shard_dirs: list[Path], out_dir: Path) -> FacetubesResult:
     report["wall_s"] = max((r.get("wall_s", 0.0) for r in reports), default=0.0)
     report["listed"] = reports[0].get("listed", len(table)) if reports else 0
     report["shards"] = len(reports)
+    params = {json.dumps(r.get("params"), sort_keys=True) for r in reports}
+    if len(params) > 1:
+        raise UserError(
+            "the shards were made with different face-tube params", "re-run every shard with one params.yaml"
+        )
+    report["params"] = reports[0].get("params") if reports else None
     _write_outputs(out_dir, table, report)
     return FacetubesResult(out_dir, table, report)
 

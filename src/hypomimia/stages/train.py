@@ -332,6 +332,8 @@ def _write_outputs(result, cfg, model, tubes_dir, split, val_clips, test_clips, 
     )
     # Lineage: explain and serving find the model's MLflow run from the artifact alone.
     meta["mlflow"] = {"run_id": run_id}
+    # The endpoint extracts tubes with exactly these params (FacetubesConfig without workers).
+    meta["face_tubes"] = _tube_params_of(tubes_dir)
     verify_model(model.cpu(), meta)
     write_metadata(result.metadata_path, meta)
     result.metrics_path.write_text(json.dumps(result.metrics, indent=2, default=float))
@@ -343,6 +345,14 @@ def _write_outputs(result, cfg, model, tubes_dir, split, val_clips, test_clips, 
     )
     preds.to_parquet(out_dir / "predictions.parquet", index=False)
     (out_dir / "history.json").write_text(json.dumps(result.history, indent=2))
+
+
+def _tube_params_of(tubes_dir: Path) -> dict | None:
+    """The face-tube params the facetubes stage recorded in its report (None for tubes made before it did)."""
+    try:
+        return json.loads((tubes_dir / "report.json").read_text()).get("params")
+    except (OSError, ValueError):
+        return None
 
 
 def _tube_fps(tube: Path) -> float | None:
