@@ -1,0 +1,55 @@
+"""The audit log (append-only, hash-chained) and the prediction log (daily JSONL) round-trip."""
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from hypomimia.inference import prediction_log as plog
+from hypomimia.lineage import audit
+
+
+def test_audit_records_chain_and_a_tampered_line_is_found(tmp_path, monkeypatch):
+    monkeypatch.setenv("HYPOMIMIA_ACTOR", "ci-bot")
+    log = tmp_path / "audit.jsonl"
+    audit.record("register", {"model": "m", "version": "1"}, "trained", path=log)
+    audit.record(
+        "promote", {"model": "m", "version": "1", "alias": "champion"}, "blessed", "work/eval", path=log
+    )
+    audit.record("rollback", {"model": "m", "alias": "champion"}, "bad release", path=log)
+    got = audit.read(log)
+    assert [r["action"] for r in got] == ["register", "promote", "rollback"]
+    assert {r["actor"] for r in got} == {"ci-bot"} and [r["seq"] for r in got] == [0, 1, 2]
+    assert audit.verify_chain(log).ok
+    lines = log.read_text().splitlines()
+    edited = json.loads(lines[1])
+    edited["why"] = "rewritten later"
+    lines[1] = json.dumps(edited, sort_keys=True)
+    log.write_text("\n".join(lines) + "\n")
+    check = audit.verify_chain(log)
+    assert not check.ok and check.first_broken == 2  # the record after the edited one no longer chains
+
+
+def test_prediction_log_round_trip_and_time_window(tmp_path):
+    t0 = datetime(2026, 11, 30, 23, 59, tzinfo=UTC)
+    for i in range(3):
+        plog.append(
+            plog.PredictionRecord(
+                request_id=f"r{i}",
+                time=t0 + timedelta(minutes=i),
+                outcome="ok" if i else "uncertain",
+                p_pd=0.2 * i,
+                label="control" if i else "uncertain",
+                tube_quality={"blur": 50.0 + i, "face_size": 0.3},
+                embedding=[0.1, 0.2],
+                subject_ref="pt-7",
+                session="visit-1",
+            ),
+            tmp_path,
+        )
+    assert len(list(tmp_path.glob("predictions-*.jsonl"))) == 2  # split at the UTC day
+    (tmp_path / "predictions-2026-12-01.jsonl").open("a").write('{"request_id": "torn')  # killed writer
+    recs = plog.read(tmp_path)
+    assert [r.request_id for r in recs] == ["r0", "r1", "r2"]
+    assert [r.request_id for r in plog.read(tmp_path, since=t0 + timedelta(minutes=1))] == ["r1", "r2"]
+    frame = plog.to_frame(recs)
+    assert {"q_blur", "q_face_size", "subject_ref", "p_pd"} <= set(frame.columns)
+    assert frame["q_blur"].tolist() == [50.0, 51.0, 52.0]
