@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from hypomimia.face import eye_aspect_ratio
 
 from hypomimia.config.facetubes import FacetubesConfig
+from hypomimia.faces.landmarks import eye_aspect_ratio
 from hypomimia.faces.tube import extract_tube
 from hypomimia.phantom.realism import count_blinks
 from hypomimia.stages.phantom import run

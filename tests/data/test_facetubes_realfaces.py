@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
-from hypomimia.face import eye_centres
 
 from hypomimia.config.facetubes import FacetubesConfig
+from hypomimia.faces.landmarks import eye_centres
 from hypomimia.faces.tube import extract_tube, judge
 
 pytestmark = pytest.mark.realfaces
