@@ -2,11 +2,19 @@
 
 The domain function the ``facetubes`` stage, the serving endpoint and tests all call:
 
-    decode (thread) -> resample to cfg.fps -> track face (faces.track) -> smooth crop box -> warp to S×S
+    segments (threads) : decode (thread) -> resample to cfg.fps -> track face (faces.track)
+                         -> smooth crop box -> warp to S×S ;  join
 
-* FaceMesh runs on every ``mesh_every``-th tube frame; landmarks in between are interpolated
-  linearly (measured against meshing every frame: median 0.1-0.3 px, 95th percentile <= 1 px in a
-  112-px tube on real clips at ``mesh_every: 2``, blink counts unchanged on the phantom).
+* FaceMesh runs on the keyframes, every ``mesh_every``-th tube frame; the landmarks in between are
+  interpolated linearly between the two keyframes (default) or follow the last keyframe by optical
+  flow (``between_keyframes: flow``). The error of each against meshing every frame is measured in
+  docs/benchmarks.md (``make bench``), which is where the default spacing comes from.
+* A long video is cut into up to ``segments`` time segments (:func:`plan_segments`, a function of
+  the file and the params only). Each starts tracking ``segment_context_s`` early and runs on past
+  its end as far as smoothing needs; trackers fall into step at the first detection check (see
+  faces.track), so the joined tube equals the unsplit one (tested on real clips). The segments run
+  on ``workers`` threads: FaceMesh, PyAV and OpenCV release the GIL, so one video uses both cores,
+  and the tube is the same whatever ``workers`` is.
 * The decoder runs in a thread a few frames ahead, so decoding overlaps FaceMesh.
 * Resampling picks, for each tube time k/fps, the nearest decoded frame: variable-frame-rate video
   repeats a frame across gaps, 30 fps video skips every sixth frame (and FaceMesh never sees it).
@@ -50,7 +58,7 @@ from hypomimia.faces.track import (
     warp_face,
 )
 
-TUBE_CODE_VERSION = 2  # bump when the same params would give different tubes: invalidates every cache entry
+TUBE_CODE_VERSION = 3  # bump when the same params would give different tubes: invalidates every cache entry
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed entry timestamps: the same tube gives the same npz bytes
 
 
