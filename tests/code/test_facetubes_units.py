@@ -218,3 +218,48 @@ def test_prefetch_passes_items_and_errors_through():
     early = _Prefetch(iter(range(1000)), depth=2)
     next(early)
     early.close()  # stopping early must not hang the producer thread
+
+
+def test_iter_frames_from_a_start_time_equals_the_tail_of_a_full_decode(tmp_path):
+    from hypomimia.data.video import iter_frames
+    from tests.helpers_facetubes import moving_face, write_clip
+
+    clip = write_clip(tmp_path / "c.mp4", moving_face(60, size=(64, 64)))
+    full = [(f.time, f.rgb) for f in iter_frames(clip)]
+    for start in (0.5, 0.52, 1.9):
+        part = [(f.time, f.rgb) for f in iter_frames(clip, start_s=start)]
+        first = max(i for i, (t, _) in enumerate(full) if t <= start + 1e-9)  # the frame on screen at start
+        assert [t for t, _ in part] == [t for t, _ in full[first:]]
+        assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(part, full[first:], strict=True))
+
+
+def test_plan_segments_depends_on_the_clip_and_params_only(tmp_path):
+    from hypomimia.faces.tube import plan_segments
+    from tests.helpers_facetubes import write_clip
+
+    clip = write_clip(tmp_path / "c.mp4", [np.zeros((32, 32, 3), np.uint8)] * 250)  # 10 s at 25 fps
+    cfg = FacetubesConfig(segments=2, segment_min_s=4.0, max_seconds=10.0)
+    assert plan_segments(clip, cfg) == [(0, 125), (125, None)]
+    assert plan_segments(clip, cfg.model_copy(update={"workers": 1})) == plan_segments(clip, cfg)
+    assert plan_segments(clip, cfg.model_copy(update={"segments": 1})) == [(0, None)]
+    assert plan_segments(clip, cfg.model_copy(update={"max_seconds": 6.0})) == [(0, None)]  # 2 x 3 s < 4 s
+    assert len(plan_segments(clip, cfg.model_copy(update={"segments": 4, "segment_min_s": 2.0}))) == 4
+
+
+def test_flow_follows_a_shifted_face_and_gives_up_on_another_image():
+    from hypomimia.faces.track import FaceTracker
+    from tests.helpers_facetubes import moving_face
+
+    frames = list(moving_face(4, size=(256, 256)))
+    shifted = np.roll(frames[0], 3, axis=1)  # the whole picture 3 px to the right
+    cfg = FacetubesConfig(between_keyframes="flow")
+    with FaceTracker(cfg) as tracker:
+        key = tracker.track(frames[0], 0)
+        assert key is not None and tracker.has_keyframe
+        moved = tracker.follow(shifted)
+        assert moved is not None
+        shift = moved[:, :2] - key[:, :2]
+        assert np.median(shift[:, 0]) == pytest.approx(3.0, abs=0.2) and np.median(np.abs(shift[:, 1])) < 0.2
+        noise = np.random.default_rng(0).integers(0, 255, frames[0].shape, dtype=np.uint8)
+        assert tracker.follow(noise) is None  # forward-backward check fails: the caller meshes instead
+        assert tracker.stats.flow_frames == 1 and tracker.stats.flow_fallbacks == 1

@@ -21,16 +21,20 @@ def phantom(tmp_path_factory):
     return root, pd.read_csv(result.manifest).to_dict("records")
 
 
-def test_blinks_survive_interpolated_landmarks(phantom):
-    """FaceMesh on every 2nd frame (the default): blinks in the tube landmarks match the truth."""
+@pytest.mark.parametrize("between", ["linear", "flow"])
+def test_blinks_survive_landmarks_between_keyframes(phantom, between):
+    """FaceMesh on every 3rd frame (the default spacing), interpolation (the default) or optical flow
+    between: blinks in the tube landmarks match the truth."""
     root, rows = phantom
-    cfg = FacetubesConfig(workers=1)
-    assert cfg.mesh_every == 2
+    cfg = FacetubesConfig(workers=1, between_keyframes=between)
+    assert cfg.mesh_every == 3
     found, true = [], []
     for r in rows:
         tube = extract_tube(root / r["path"], cfg)
         truth = json.loads((root / "truth" / f"{r['video_id']}.json").read_text())
         found.append(len(count_blinks(eye_aspect_ratio(tube.landmarks.astype(float)), tube.fps)))
         true.append(len(truth["blinks"]))
+        if between == "flow":
+            assert tube.work["flow_frames"] > 0.5 * len(tube.valid)  # the flow, not FaceMesh, did most frames
     assert sum(true) >= 3  # the clips blinked at all
     assert np.abs(np.array(found) - np.array(true)).max() <= 1, (found, true)

@@ -5,7 +5,7 @@ import pytest
 
 from hypomimia.config.facetubes import FacetubesConfig
 from hypomimia.faces.landmarks import eye_centres
-from hypomimia.faces.tube import extract_tube, judge
+from hypomimia.faces.tube import extract_tube, judge, plan_segments
 
 pytestmark = pytest.mark.realfaces
 CFG = FacetubesConfig(workers=1, max_seconds=3.0)
@@ -50,3 +50,36 @@ def test_meshing_every_second_frame_stays_within_a_pixel_of_meshing_every_frame(
     err = np.linalg.norm(second.landmarks - every.landmarks, axis=-1)  # tube pixels (112-px tube)
     assert np.median(err) < 0.5 and np.percentile(err, 95) < 1.5
     assert np.abs(second.frames.astype(int) - every.frames.astype(int)).mean() < 2.0
+
+
+@pytest.mark.parametrize("clip", ["feat_single_face.mp4", "lp_d20.mp4"])
+def test_optical_flow_between_keyframes_stays_close_to_meshing_every_frame(realfaces_dir, clip):
+    every = extract_tube(realfaces_dir / clip, CFG.model_copy(update={"mesh_every": 1}))
+    flow = extract_tube(realfaces_dir / clip, CFG.model_copy(update={"between_keyframes": "flow"}))
+    assert flow.work["flow_frames"] > 0 and flow.valid.all()
+    err = np.linalg.norm(flow.landmarks - every.landmarks, axis=-1)
+    assert np.median(err) < 0.5 and np.percentile(err, 95) < 1.5
+
+
+def crop_corners(crop: np.ndarray, size: int) -> np.ndarray:
+    """The tube's corners in source-frame pixels, per frame (``T×4×2``)."""
+    square = np.array([[0, 0, 1], [size, 0, 1], [0, size, 1], [size, size, 1]], float)
+    inv = np.array([np.linalg.inv(np.vstack([m, [0, 0, 1]]))[:2] for m in crop])
+    return np.einsum("tij,kj->tki", inv, square)
+
+
+@pytest.mark.parametrize(
+    "clip", ["lp_d20.mp4", "st_WDA_AlexandriaOcasioCortez_000.mp4", "vr_face_1.mp4"]
+)  # talking head with film grain, MPEG-4 Part 2, VFR with gaps
+def test_segments_tracked_in_parallel_join_into_the_unsplit_tube(realfaces_dir, clip):
+    cfg = FacetubesConfig(max_seconds=10.0, segments=3, segment_min_s=2.0)
+    assert len(plan_segments(realfaces_dir / clip, cfg)) == 3
+    whole = extract_tube(realfaces_dir / clip, cfg.model_copy(update={"segments": 1}), workers=1)
+    joined = extract_tube(realfaces_dir / clip, cfg, workers=2)
+    assert joined.work["segments"] == 3
+    assert len(joined.valid) == len(whole.valid) and (joined.valid == whole.valid).all()
+    assert joined.decoded_frames == whole.decoded_frames  # the same source frames, each counted once
+    ok = whole.valid
+    assert np.abs(joined.landmarks[ok] - whole.landmarks[ok]).max() <= 0.5  # tube pixels
+    assert np.abs(crop_corners(joined.crop, cfg.size) - crop_corners(whole.crop, cfg.size)).max() <= 0.5
+    assert np.abs(joined.frames.astype(int) - whole.frames.astype(int)).mean() < 0.5

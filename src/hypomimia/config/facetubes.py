@@ -16,10 +16,39 @@ class FacetubesConfig(Section):
         0.12, ge=0.0, le=2.0, description="sigma of the centred Gaussian that smooths the crop box (0 = off)"
     )
     mesh_every: int = Field(
+        3,
+        ge=1,
+        le=8,
+        description="keyframe spacing: FaceMesh on every n-th tube frame, landmarks in between from "
+        "between_keyframes (1 = every frame)",
+    )
+    between_keyframes: Literal["linear", "flow"] = Field(
+        "linear",
+        description="landmarks between keyframes: linear interpolation of the two keyframes, or "
+        "Lucas-Kanade optical flow from the last keyframe (forward-backward checked, FaceMesh where it "
+        "fails); measured in docs/benchmarks.md",
+    )
+    flow_fb_max_px: float = Field(
+        0.5,
+        gt=0.0,
+        le=10.0,
+        description="forward-backward flow error (pixels of the flow window, ~tube pixels) above which "
+        "a landmark counts as lost; too many lost -> FaceMesh on that frame",
+    )
+    segments: int = Field(
         2,
         ge=1,
-        le=4,
-        description="run FaceMesh on every n-th tube frame, interpolate landmarks in between (1 = every frame)",
+        le=16,
+        description="a long video is split into up to this many time segments, tracked independently "
+        "(in parallel when workers allow); part of the tube's definition, so tubes do not depend on workers",
+    )
+    segment_min_s: float = Field(4.0, gt=0.0, description="no segment shorter than this (seconds of tube)")
+    segment_context_s: float = Field(
+        1.0,
+        ge=0.0,
+        le=10.0,
+        description="each segment starts tracking this long before its first frame, so detection, "
+        "landmarks and the smoothed box join seamlessly",
     )
     mesh_max_side: int = Field(256, ge=128, le=1024, description="face window side fed to FaceMesh (pixels)")
     detect_max_side: int = Field(
@@ -35,4 +64,10 @@ class FacetubesConfig(Section):
     target_face: Literal["largest", "central"] = Field(
         "largest", description="which face to follow when several are present"
     )
-    workers: int = Field(2, ge=1, le=64, description="processes (one video each); not part of the cache key")
+    workers: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="cores to use: processes across videos, threads across one video's segments; "
+        "not part of the cache key",
+    )

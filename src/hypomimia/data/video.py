@@ -14,6 +14,9 @@ from pathlib import Path
 import av
 import numpy as np
 
+SEEK_MARGIN_S = 2.0  # seek this far before a segment's start (to the keyframe before that)
+PREROLL_FULL_S = 1.0  # decode every frame from this long before the start (reference frames only before)
+
 
 @dataclass(frozen=True)
 class Frame:
@@ -28,26 +31,62 @@ def _rotate(rgb: np.ndarray, rotation: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
 
 
-def iter_frames(path: str | Path, max_side: int | None = None, threads: bool = True) -> Iterator[Frame]:
+def iter_frames(
+    path: str | Path, max_side: int | None = None, threads: bool = True, start_s: float = 0.0
+) -> Iterator[Frame]:
     """Stream decoded RGB frames, honouring rotation metadata.
 
     ``max_side`` downscales inside FFmpeg's scaler (cheaper than resizing in numpy).
+    ``start_s > 0`` starts at the frame on screen at ``start_s`` (the last one shown at or before
+    it), for processing a video in time segments: it seeks to the keyframe before and decodes the
+    pre-roll without non-reference frames or RGB conversion. Times stay relative to the video's
+    first frame, so frames and times equal a full decode's; ``index`` counts the frames yielded.
     """
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         if threads:
             stream.thread_type = "AUTO"
         t0 = None
-        for i, frame in enumerate(container.decode(stream)):
-            t = float(frame.time) if frame.time is not None else i / float(stream.average_rate or 25)
+        seeking = start_s > 0
+        if seeking:
+            first = next(container.decode(stream), None)
+            if first is None or first.time is None:
+                return
+            t0 = float(first.time)
+            container.seek(
+                int((t0 + start_s - SEEK_MARGIN_S) / stream.time_base), backward=True, stream=stream
+            )
+            stream.codec_context.skip_frame = "NONREF"  # pre-roll: only frames others depend on
+        i, on_screen = 0, None
+        for n, frame in enumerate(container.decode(stream)):
+            t = float(frame.time) if frame.time is not None else n / float(stream.average_rate or 25)
             t0 = t if t0 is None else t0
-            if max_side and max(frame.width, frame.height) > max_side:
-                scale = max_side / max(frame.width, frame.height)
-                w, h = max(2, round(frame.width * scale)), max(2, round(frame.height * scale))
-                rgb = frame.to_ndarray(format="rgb24", width=w, height=h)
-            else:
-                rgb = frame.to_ndarray(format="rgb24")
-            yield Frame(i, t - t0, _rotate(rgb, getattr(frame, "rotation", 0) or 0))
+            if seeking:
+                if t - t0 < start_s - PREROLL_FULL_S:
+                    continue
+                if stream.codec_context.skip_frame != "DEFAULT":
+                    stream.codec_context.skip_frame = "DEFAULT"  # near the start: every frame from here on
+                if t - t0 <= start_s + 1e-9:
+                    on_screen = (frame, t)  # the latest frame at or before start_s so far
+                    continue
+                if on_screen is not None:
+                    yield Frame(i, on_screen[1] - t0, _to_rgb(on_screen[0], max_side))
+                    i += 1
+                seeking = False
+            yield Frame(i, t - t0, _to_rgb(frame, max_side))
+            i += 1
+        if seeking and on_screen is not None:  # the video ends at or before start_s
+            yield Frame(i, on_screen[1] - t0, _to_rgb(on_screen[0], max_side))
+
+
+def _to_rgb(frame: av.VideoFrame, max_side: int | None) -> np.ndarray:
+    if max_side and max(frame.width, frame.height) > max_side:
+        scale = max_side / max(frame.width, frame.height)
+        w, h = max(2, round(frame.width * scale)), max(2, round(frame.height * scale))
+        rgb = frame.to_ndarray(format="rgb24", width=w, height=h)
+    else:
+        rgb = frame.to_ndarray(format="rgb24")
+    return _rotate(rgb, getattr(frame, "rotation", 0) or 0)
 
 
 def write_mp4(path: str | Path, frames: Iterable[np.ndarray], fps: int, crf: int = 20) -> Path:

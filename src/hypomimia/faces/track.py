@@ -9,13 +9,25 @@ How a video is tracked (``FaceTracker.track`` is called once per tube frame, in 
    full-resolution frame and downscaled to ``mesh_max_side``. This gives the mesh a large face even in
    720p video (better landmarks than meshing a whole downscaled frame), keeps the other faces of a
    multi-face video out of its view, and keeps the mesh's input small (FaceMesh is the slowest step).
-3. **Track.** FaceMesh in video (tracking) mode follows the face from frame to frame without running
-   its detector. It runs on every ``mesh_every``-th tube frame only (the caller interpolates the
-   landmarks in between): FaceMesh is the slowest step, and at 25 fps the face moves little in
-   80 ms. When the face drifts towards the window edge or changes size, the window is re-cut
+3. **Track.** FaceMesh in video (tracking) mode follows the face from keyframe to keyframe without
+   running its detector. It runs on every ``mesh_every``-th tube frame only (``track``): FaceMesh is
+   the slowest step. Between keyframes ``follow`` moves the last keyframe's landmarks by pyramidal
+   Lucas-Kanade optical flow (or the caller interpolates, ``between_keyframes: linear``). When the
+   face drifts towards the window edge or changes size, the window is re-cut
    around the latest landmarks and the mesh restarts (its tracking state is in window coordinates).
    When the mesh loses the face, the next frame re-detects on the whole frame (a *tracking loss*);
    after two frames without a face, detection backs off to every ``LOST_RETRY``-th frame.
+4. **Flow.** ``follow`` tracks every landmark from the keyframe to the current frame in a grey
+   window around the face (``FLOW_SIDE`` pixels, about the tube's scale) and back again. A landmark
+   whose forward-backward error exceeds ``flow_fb_max_px`` is lost and takes the median motion of
+   the others; when more than ``FLOW_MAX_LOST`` of them are lost (a blink the flow cannot follow, a
+   fast turn, an occlusion) ``follow`` returns None and the caller meshes that frame instead.
+
+Every schedule is on the tube-frame grid (keyframes at ``k % mesh_every == 0``, detections at the
+first keyframe of each ``detect_every_s``), and each detection check re-cuts the window (snapped
+to a grid) and restarts the mesh, so a tracker started at any frame of a video falls into step
+with one that ran from its start at the first check: that is what lets a video be tracked in
+segments (``faces.tube``) and give the same tube.
 
 Target face when several are present: the **largest** detected box (default), or the one nearest the
 frame centre (``target_face: central``). A periodic detection switches the target only when another
@@ -30,6 +42,7 @@ does not lag behind the head.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 
 import cv2
@@ -46,6 +59,12 @@ LOST_RETRY = (
 )
 SWITCH_MARGIN = 1.3  # another face must be this much larger (box side) to take over as target
 CENTRE_Y = 0.5  # the point between eyes and mouth sits at the tube centre
+FLOW_SIDE = 160  # side of the grey window the flow runs in: the face spans ~110 px, about the tube's scale
+FLOW_MARGIN = 1.4  # flow window side / landmark box side
+FLOW_WIN = 11  # Lucas-Kanade window (pixels of the flow window)
+FLOW_LEVELS = 2  # pyramid levels above the base: motions up to ~4 * FLOW_WIN px between keyframe and frame
+FLOW_MAX_LOST = 0.1  # more landmarks than this lost -> the frame is meshed instead
+_LK_CRITERIA = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 20, 0.03)
 
 
 @dataclass(frozen=True)
@@ -90,7 +109,21 @@ class TrackStats:
     target_switches: int = 0  # a periodic check moved the target to another face
     mesh_restarts: int = 0
     max_faces: int = 0
-    mesh_calls: int = 0
+    mesh_calls: int = 0  # FaceMesh runs (keyframes, and frames where the flow failed)
+    mesh_seconds: float = 0.0  # wall time inside FaceMesh (the landmark model's own cost)
+    flow_frames: int = 0  # frames whose landmarks came from optical flow
+    flow_fallbacks: int = 0  # frames where the flow lost the face and FaceMesh ran instead
+
+    def minus(self, before: TrackStats) -> TrackStats:
+        """The counts accumulated since ``before`` (a copy taken earlier); ``max_faces`` stays a maximum."""
+        out = TrackStats(**{k: getattr(self, k) - getattr(before, k) for k in _COUNTS})
+        out.max_faces = self.max_faces
+        return out
+
+    def plus(self, other: TrackStats) -> TrackStats:
+        out = TrackStats(**{k: getattr(self, k) + getattr(other, k) for k in _COUNTS})
+        out.max_faces = max(self.max_faces, other.max_faces)
+        return out
 
     @property
     def multi_face(self) -> bool:
@@ -98,12 +131,17 @@ class TrackStats:
         return self.checks_multi_face >= max(1, math.ceil(0.1 * self.checks_with_faces))
 
 
+_COUNTS = (
+    "detections_run", "checks_with_faces", "checks_multi_face", "tracking_losses", "target_switches",
+    "mesh_restarts", "mesh_calls", "mesh_seconds", "flow_frames", "flow_fallbacks",
+)  # fmt: skip
+
+
 @dataclass
 class FaceTracker:
     """Stateful tracker for ONE video. Not thread-safe; make one per video (cheap: ~10 ms)."""
 
     cfg: FacetubesConfig
-    video_fps: float
     stats: TrackStats = field(default_factory=TrackStats)
 
     def __post_init__(self) -> None:
@@ -116,8 +154,9 @@ class FaceTracker:
         self._mesh = None
         self._window: Box | None = None
         self._target: Box | None = None  # landmark box of the last tracked frame
-        self._every = max(1, round(self.cfg.detect_every_s * self.video_fps))
-        self._since_check = 0
+        self._every = max(1, round(self.cfg.detect_every_s * self.cfg.fps))  # tube frames between checks
+        self._next_check = 0  # tube frame from which the next periodic detection is due
+        self._key: _Keyframe | None = None  # the last meshed frame, the flow's reference
         self._tracking = False  # the previous frame had landmarks
         self._misses = 0  # frames in a row without a face
 
@@ -159,23 +198,24 @@ class FaceTracker:
         return max(faces, key=lambda f: f[0].side)[0]
 
     # -- tracking --------------------------------------------------------------------------------
-    def track(self, rgb: np.ndarray) -> np.ndarray | None:
-        """Landmarks ``478×3`` (x, y in full-frame pixels, z in the same pixel scale) or None."""
-        check_due = self._since_check >= self._every
+    def track(self, rgb: np.ndarray, k: int) -> np.ndarray | None:
+        """Mesh tube frame ``k``: landmarks ``478×3`` (x, y in full-frame pixels, z in the same pixel
+        scale) or None. The frame becomes the keyframe that :meth:`follow` tracks from."""
+        self._key = None
+        check_due = k >= self._next_check
         if self._target is None and self._misses >= 2 and self._misses % LOST_RETRY:
             self._misses += 1  # no face for a while: search only every LOST_RETRY-th frame
             return None
         if self._target is None or check_due:
-            self._since_check = 0
+            self._next_check = (k // self._every + 1) * self._every
             faces = self.detect(rgb)
             if self._target is None:
                 if not faces:
                     self._misses += 1
                     return None
                 self._start(self.choose_target(faces, rgb.shape[:2]))
-            elif faces:
-                self._maybe_switch(faces, rgb.shape[:2])
-        self._since_check += 1
+            elif not (faces and self._maybe_switch(faces, rgb.shape[:2])):
+                self._start(self._target)  # re-cut on the grid: where a segment's tracker falls into step
         lm = self._mesh_window(rgb)
         if lm is None:
             if self._tracking:
@@ -187,24 +227,64 @@ class FaceTracker:
             return None
         self._tracking, self._misses = True, 0
         self._target = landmark_box(lm)
+        if self.cfg.between_keyframes == "flow":
+            self._key = _Keyframe.of(rgb, lm)
         if self._needs_recut(self._target):
             self._start(self._target)
         return lm
 
-    def _maybe_switch(self, faces: list[tuple[Box, float]], shape: tuple[int, int]) -> None:
+    @property
+    def has_keyframe(self) -> bool:
+        """The last meshed frame found the face (and the flow is on): :meth:`follow` can track from it."""
+        return self._key is not None
+
+    def follow(self, rgb: np.ndarray) -> np.ndarray | None:
+        """Landmarks of a frame between keyframes by optical flow from the last keyframe, or None
+        when there is no keyframe to follow or the flow lost the face (then mesh it with :meth:`track`)."""
+        key = self._key
+        if key is None:
+            return None
+        grey = flow_window(rgb, key.box)
+        # (OpenCV's Python binding takes images, not prebuilt pyramids: each call builds its own)
+        lk = {"winSize": (FLOW_WIN, FLOW_WIN), "maxLevel": FLOW_LEVELS, "criteria": _LK_CRITERIA}
+        fwd, ok_f, _ = cv2.calcOpticalFlowPyrLK(key.grey, grey, key.points, None, **lk)
+        back, ok_b, _ = cv2.calcOpticalFlowPyrLK(grey, key.grey, fwd, None, **lk)
+        fb = np.linalg.norm(back - key.points, axis=-1)
+        good = (ok_f[:, 0] == 1) & (ok_b[:, 0] == 1) & (fb <= self.cfg.flow_fb_max_px)
+        if good.mean() < 1 - FLOW_MAX_LOST:
+            self.stats.flow_fallbacks += 1
+            self._key = None
+            return None
+        motion = (fwd - key.points).astype(np.float64)
+        if not good.all():  # the few lost points move with the face (median motion of the others)
+            motion[~good] = np.median(motion[good], axis=0)
+        self.stats.flow_frames += 1
+        lm = key.landmarks.copy()
+        lm[:, :2] += motion / key.scale  # flow-window pixels -> full-frame pixels; z stays the keyframe's
+        return lm
+
+    def _maybe_switch(self, faces: list[tuple[Box, float]], shape: tuple[int, int]) -> bool:
+        """Move to another face if the target rule says so (True when it did)."""
         best = self.choose_target(faces, shape)
         assert self._target is not None
         if best.iou(self._target) > 0.2:
-            return  # the rule still points at the face we track
+            return False  # the rule still points at the face we track
         if self.cfg.target_face == "largest" and best.side < SWITCH_MARGIN * self._target.side:
-            return
+            return False
         self.stats.target_switches += 1
         self._start(best)
+        return True
 
     def _start(self, face: Box) -> None:
-        """Cut a new window around ``face`` and restart the mesh there."""
-        cx, cy = face.centre
-        half = WINDOW_SCALE * face.side / 2
+        """Cut a new window around ``face`` and restart the mesh there.
+
+        The window's centre and side snap to a grid of ~1/16 of the face side, so two trackers whose
+        landmarks differ by a pixel (one started a second earlier) cut the same window, feed FaceMesh
+        the same pixels, and from then on give the same landmarks.
+        """
+        q = 2.0 ** math.floor(math.log2(max(face.side, 16.0) / 8))
+        cx, cy = (round(c / q) * q for c in face.centre)
+        half = max(1, round(WINDOW_SCALE * face.side / (2 * q))) * q
         self._window = Box(cx - half, cy - half, cx + half, cy + half)
         self._target = face
         self._close_mesh()
@@ -233,7 +313,9 @@ class FaceTracker:
         assert self._window is not None and self._mesh is not None
         crop, x0, y0, scale = cut_window(rgb, self._window, self.cfg.mesh_max_side)
         self.stats.mesh_calls += 1
+        t0 = time.perf_counter()
         result = self._mesh.process(crop)
+        self.stats.mesh_seconds += time.perf_counter() - t0
         if not result.multi_face_landmarks:
             return None
         side = crop.shape[0]
@@ -244,6 +326,33 @@ class FaceTracker:
         lm[:, 0] += x0
         lm[:, 1] += y0
         return lm
+
+
+@dataclass(frozen=True)
+class _Keyframe:
+    """What the flow tracks from: a meshed frame's landmarks and its grey flow window."""
+
+    landmarks: np.ndarray  # 478×3, full-frame pixels
+    box: Box  # the flow window in full-frame pixels
+    scale: float  # flow-window pixels per full-frame pixel
+    points: np.ndarray  # 478×2 float32, the landmarks in flow-window pixels
+    grey: np.ndarray
+
+    @staticmethod
+    def of(rgb: np.ndarray, lm: np.ndarray) -> _Keyframe:
+        face = landmark_box(lm)
+        (cx, cy), half = face.centre, FLOW_MARGIN * face.side / 2
+        box = Box(cx - half, cy - half, cx + half, cy + half)
+        crop, x0, y0, scale = cut_window(rgb, box, FLOW_SIDE)
+        grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
+        pts = ((lm[:, :2] - (x0, y0)) * scale).astype(np.float32)
+        return _Keyframe(lm, box, scale, pts, grey)
+
+
+def flow_window(rgb: np.ndarray, box: Box) -> np.ndarray:
+    """Grey window of ``box``, at most ``FLOW_SIDE`` pixels (the geometry of :func:`cut_window`)."""
+    crop = cut_window(rgb, box, FLOW_SIDE)[0]
+    return cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
 
 
 def _downscale(rgb: np.ndarray, max_side: int) -> np.ndarray:

@@ -2,11 +2,19 @@
 
 The domain function the ``facetubes`` stage, the serving endpoint and tests all call:
 
-    decode (thread) -> resample to cfg.fps -> track face (faces.track) -> smooth crop box -> warp to S×S
+    segments (threads) : decode (thread) -> resample to cfg.fps -> track face (faces.track)
+                         -> smooth crop box -> warp to S×S ;  join
 
-* FaceMesh runs on every ``mesh_every``-th tube frame; landmarks in between are interpolated
-  linearly (measured against meshing every frame: median 0.1-0.3 px, 95th percentile <= 1 px in a
-  112-px tube on real clips at ``mesh_every: 2``, blink counts unchanged on the phantom).
+* FaceMesh runs on the keyframes, every ``mesh_every``-th tube frame; the landmarks in between are
+  interpolated linearly between the two keyframes (default) or follow the last keyframe by optical
+  flow (``between_keyframes: flow``). The error of each against meshing every frame is measured in
+  docs/benchmarks.md (``make bench``), which is where the default spacing comes from.
+* A long video is cut into up to ``segments`` time segments (:func:`plan_segments`, a function of
+  the file and the params only). Each starts tracking ``segment_context_s`` early and runs on past
+  its end as far as smoothing needs; trackers fall into step at the first detection check (see
+  faces.track), so the joined tube equals the unsplit one (tested on real clips). The segments run
+  on ``workers`` threads: FaceMesh, PyAV and OpenCV release the GIL, so one video uses both cores,
+  and the tube is the same whatever ``workers`` is.
 * The decoder runs in a thread a few frames ahead, so decoding overlaps FaceMesh.
 * Resampling picks, for each tube time k/fps, the nearest decoded frame: variable-frame-rate video
   repeats a frame across gaps, 30 fps video skips every sixth frame (and FaceMesh never sees it).
@@ -30,7 +38,8 @@ import threading
 import zipfile
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +50,7 @@ from hypomimia.data.video import Frame, iter_frames
 from hypomimia.faces.quality import tube_quality
 from hypomimia.faces.track import (
     FaceTracker,
+    TrackStats,
     align_params,
     apply_affine,
     fallback_params,
@@ -48,7 +58,7 @@ from hypomimia.faces.track import (
     warp_face,
 )
 
-TUBE_CODE_VERSION = 2  # bump when the same params would give different tubes: invalidates every cache entry
+TUBE_CODE_VERSION = 3  # bump when the same params would give different tubes: invalidates every cache entry
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed entry timestamps: the same tube gives the same npz bytes
 
 
@@ -78,18 +88,95 @@ class Tube:
     fps: float
     metrics: dict[str, Any]
     decoded_frames: int
+    work: dict[str, Any] = field(default_factory=dict)  # what it cost: segments, mesh calls, flow frames
+    crop: np.ndarray | None = None  # T×2×3 affine full frame -> tube of each frame (not saved)
 
 
-def extract_tube(path: str | Path, cfg: FacetubesConfig) -> Tube:
-    """Decode, track, smooth and warp one video into a tube (no quarantine decision, no I/O besides reading)."""
+def extract_tube(path: str | Path, cfg: FacetubesConfig, workers: int | None = None) -> Tube:
+    """Decode, track, smooth and warp one video into a tube (no quarantine decision, no I/O besides reading).
+
+    The video's time segments (:func:`plan_segments`) run on up to ``workers`` threads (default
+    ``cfg.workers``); the tube is the same whatever ``workers`` is.
+    """
+    workers = cfg.workers if workers is None else workers
+    plan = plan_segments(path, cfg)
+    if workers <= 1 or len(plan) == 1:
+        parts = [_track_segment(path, cfg, a, b) for a, b in plan]
+    else:  # FaceMesh, PyAV and OpenCV release the GIL in their native code: threads use both cores
+        with ThreadPoolExecutor(min(workers, len(plan)), thread_name_prefix="tube-segment") as pool:
+            parts = list(pool.map(lambda ab: _track_segment(path, cfg, *ab), plan))
+    return _join(parts, cfg)
+
+
+def plan_segments(path: str | Path, cfg: FacetubesConfig) -> list[tuple[int, int | None]]:
+    """The tube-frame ranges ``[a, b)`` one video is tracked in (``b`` None: to the end).
+
+    Up to ``cfg.segments`` equal parts of the tube length the container declares, none shorter
+    than ``segment_min_s``. The plan depends on the file and the params only, never on workers.
+    """
     tmax = max(1, int(round(cfg.fps * cfg.max_seconds)))
-    sigma = cfg.smooth_seconds * cfg.fps
+    if cfg.segments == 1:
+        return [(0, None)]
+    seconds = _declared_seconds(path)
+    est = min(tmax, int(seconds * cfg.fps)) if seconds else 0
+    n = min(cfg.segments, int(est // max(1.0, cfg.segment_min_s * cfg.fps)))
+    if n <= 1:
+        return [(0, None)]
+    length = math.ceil(est / n)
+    cuts = [i * length for i in range(n)]
+    return list(zip(cuts, [*cuts[1:], None], strict=True))
+
+
+def _declared_seconds(path: str | Path) -> float | None:
+    import av
+
+    try:
+        with av.open(str(path)) as c:
+            s = c.streams.video[0]
+            if s.duration and s.time_base:
+                return float(s.duration * s.time_base)
+            return c.duration / 1e6 if c.duration else None
+    except (av.error.FFmpegError, IndexError):
+        return None  # not decodable: the single segment's decode raises the real error
+
+
+@dataclass
+class _Segment:
+    """The tube frames ``[a, b)`` of one segment, and what tracking them cost (context included)."""
+
+    frames: list[np.ndarray]
+    crop: list[np.ndarray]
+    tube_lm: list[np.ndarray | None]
+    raw_lm: list[np.ndarray]
+    valid: list[bool]
+    stats: TrackStats  # counts over the segment's own frames
+    work: TrackStats  # everything the segment's tracker did, context included
+    decoded: int
+    shape: tuple[int, int]
+
+
+def _track_segment(path: str | Path, cfg: FacetubesConfig, a: int, b: int | None) -> _Segment:
+    """Track tube frames ``[a, b)`` of one video, starting ``segment_context_s`` earlier and running
+    on past ``b`` as far as the box smoothing and the keyframes need, so the segments join seamlessly."""
+    fps, every = cfg.fps, cfg.mesh_every
+    tmax = max(1, int(round(fps * cfg.max_seconds)))
+    sigma = cfg.smooth_seconds * fps
     reach = math.ceil(3 * sigma)  # look-ahead frames needed before a frame can be warped
+    a0 = max(0, a - max(round(cfg.segment_context_s * fps), reach)) if a > 0 else 0
+    stop = tmax if b is None else min(tmax, b + reach + every)
+    end = stop if b is None else min(b, tmax)
+    own = ((a - 0.5) / fps if a > 0 else -math.inf, (b - 0.5) / fps if b is not None else math.inf)
     counter = {"decoded": 0}
-    frames, tube_lm, raw_lm, params, valid = [], [], [], [], []
+    frames: list[np.ndarray] = []
+    crop: list[np.ndarray] = []
+    tube_lm: list[np.ndarray | None] = []
+    raw_lm: list[np.ndarray | None] = []
+    params: list[np.ndarray | None] = []
+    valid: list[bool] = []
     pending: deque[tuple[int, np.ndarray]] = deque()
     held: list[np.ndarray | None] = [None]  # last smoothed box, reused when a face disappears
     shape = (0, 0)
+    marks: dict[str, TrackStats] = {}
 
     def finish(i: int, rgb: np.ndarray) -> None:
         lo, hi = max(0, i - reach), min(len(params), i + reach + 1)
@@ -97,7 +184,10 @@ def extract_tube(path: str | Path, cfg: FacetubesConfig) -> Tube:
         if p is None:
             p = held[0] if held[0] is not None else fallback_params(rgb.shape[:2], cfg.inter_ocular)
         held[0] = p
+        if a0 + i < a:
+            return  # context: only the box it leaves behind matters
         m = tube_matrix(p, cfg.size, cfg.inter_ocular)
+        crop.append(m)
         frames.append(warp_face(rgb, m, cfg.size))
         tube_lm.append(apply_affine(m, raw_lm[i]) if valid[i] else None)
 
@@ -106,29 +196,46 @@ def extract_tube(path: str | Path, cfg: FacetubesConfig) -> Tube:
         raw_lm[i] = lm if lm is not None else np.zeros((478, 3))
         params[i] = align_params(lm[None])[0] if lm is not None else np.zeros(4)
 
-    # Landmarks of frames between two meshed frames are interpolated, so a frame is settled (and
-    # can be smoothed and warped) only once the next meshed frame is known.
-    every = cfg.mesh_every
-    with FaceTracker(cfg, video_fps=cfg.fps / every) as tracker:
+    flow = cfg.between_keyframes == "flow"
+    with FaceTracker(cfg) as tracker:
         last_src, last_lm, settled = -1, None, -1
-        decoded = _Prefetch(_resample(_counted(iter_frames(path), counter), cfg.fps, tmax))
+        source = _counted(iter_frames(path, start_s=a0 / fps if a0 else 0.0), counter, own)
+        decoded = _Prefetch(enumerate(_resample(source, fps, stop, k0=a0), start=a0))
         try:
-            for i, frame in enumerate(decoded):
+            for k, frame in decoded:
+                i = k - a0
+                if k == a:
+                    marks["start"] = replace(tracker.stats)
+                if k == end:
+                    marks["end"] = replace(tracker.stats)
                 shape = frame.rgb.shape[:2]
                 valid.append(False)
                 raw_lm.append(None)
                 params.append(None)
-                pending.append((i, frame.rgb))
+                if k < end:
+                    pending.append((i, frame.rgb))
                 if frame.index == last_src:  # a repeated source frame (resampling): same landmarks
                     if settled == i - 1:
                         settle(i, last_lm)
                         settled = i
                     continue
                 last_src = frame.index
-                if i % every and i - settled < every:
-                    continue  # in a gap: settled by interpolation at the next meshed frame
-                lm = tracker.track(frame.rgb)
-                _fill_gap(settled, i, last_lm, lm, settle)
+                if flow:
+                    # keyframes on the grid; between them, optical flow from the last keyframe, or
+                    # FaceMesh where the flow fails; no keyframe yet (no face): wait for the grid
+                    if k % every == 0:
+                        lm = tracker.track(frame.rgb, k)
+                    elif tracker.has_keyframe:
+                        lm = tracker.follow(frame.rgb)
+                        if lm is None:
+                            lm = tracker.track(frame.rgb, k)
+                    else:
+                        lm = None
+                else:
+                    if k % every and i - settled < every:
+                        continue  # in a gap: settled by interpolation at the next meshed frame
+                    lm = tracker.track(frame.rgb, k)
+                    _fill_gap(settled, i, last_lm, lm, settle)
                 settle(i, lm)
                 last_lm, settled = lm, i
                 while pending and pending[0][0] + reach <= settled:
@@ -139,17 +246,43 @@ def extract_tube(path: str | Path, cfg: FacetubesConfig) -> Tube:
             settle(j, last_lm)
         while pending:
             finish(*pending.popleft())
-        stats = tracker.stats
+        stats = marks.get("end", tracker.stats).minus(marks.get("start", TrackStats()))
+        work = replace(tracker.stats)
 
-    ok = np.array(valid, bool)
+    own_rows = slice(a - a0, a - a0 + len(frames))
+    return _Segment(
+        frames, crop, tube_lm, raw_lm[own_rows], valid[own_rows], stats, work, counter["decoded"], shape
+    )
+
+
+def _join(parts: list[_Segment], cfg: FacetubesConfig) -> Tube:
+    """One tube from its segments, in time order (quality metrics over the whole tube)."""
+    frames = [f for p in parts for f in p.frames]
+    ok = np.array([v for p in parts for v in p.valid], bool)
+    raw = [lm for p in parts for lm in p.raw_lm]
+    shape = next((p.shape for p in parts if p.shape != (0, 0)), (0, 0))
+    stats, work = TrackStats(), TrackStats()
+    for p in parts:
+        stats, work = stats.plus(p.stats), work.plus(p.work)
     frames_arr = np.stack(frames) if frames else np.zeros((0, cfg.size, cfg.size, 3), np.uint8)
-    metrics = tube_quality(frames_arr, ok, np.array(raw_lm).reshape(-1, 478, 3), shape)
+    metrics = tube_quality(frames_arr, ok, np.array(raw).reshape(-1, 478, 3), shape)
     metrics.update(
         tracking_losses=stats.tracking_losses,
         target_switches=stats.target_switches,
         multi_face=stats.multi_face,
     )
-    return Tube(frames_arr, _fill_untracked(tube_lm), ok, float(cfg.fps), metrics, counter["decoded"])
+    spent = {
+        "segments": len(parts),
+        "mesh_calls": work.mesh_calls,
+        "mesh_seconds": round(work.mesh_seconds, 4),
+        "flow_frames": work.flow_frames,
+        "flow_fallbacks": work.flow_fallbacks,
+        "detections": work.detections_run,
+    }
+    tube_lm = [lm for p in parts for lm in p.tube_lm]
+    decoded = sum(p.decoded for p in parts)
+    crop = np.array([m for p in parts for m in p.crop]).reshape(-1, 2, 3)
+    return Tube(frames_arr, _fill_untracked(tube_lm), ok, float(cfg.fps), metrics, decoded, spent, crop)
 
 
 def judge(tube: Tube, cfg: FacetubesConfig) -> tuple[str, str]:
@@ -194,19 +327,24 @@ def load_tube(path: Path) -> dict[str, np.ndarray]:
 
 
 # -- helpers: streaming ---------------------------------------------------------------------------
-def _counted(frames: Iterator[Frame], counter: dict[str, int]) -> Iterator[Frame]:
+def _counted(
+    frames: Iterator[Frame], counter: dict[str, int], own: tuple[float, float] = (-math.inf, math.inf)
+) -> Iterator[Frame]:
+    """Count the decoded frames whose time falls in ``own`` (a segment's share: each frame counted once)."""
     for f in frames:
-        counter["decoded"] += 1
+        if own[0] <= f.time < own[1]:
+            counter["decoded"] += 1
         yield f
 
 
-def _resample(frames: Iterator[Frame], fps: float, tmax: int) -> Iterator[Frame]:
-    """For each tube time k/fps (k < tmax) the nearest decoded frame (ties: the earlier one).
+def _resample(frames: Iterator[Frame], fps: float, tmax: int, k0: int = 0) -> Iterator[Frame]:
+    """For each tube time k/fps (k0 <= k < tmax) the nearest decoded frame (ties: the earlier one).
 
     The video lasts until the last frame's time plus one frame interval, so a 72-frame 30 fps clip
-    becomes a 60-frame 25 fps tube. Decoding stops once tmax frames are out.
+    becomes a 60-frame 25 fps tube. Decoding stops once tmax frames are out. With ``k0 > 0`` the
+    first frame must be the one on screen at k0/fps (``iter_frames(start_s=k0 / fps)``).
     """
-    k, prev, interval = 0, None, 1.0 / fps
+    k, prev, interval = k0, None, 1.0 / fps
     for f in frames:
         if prev is not None:
             t = max(f.time, prev.time)  # guard against non-monotonic timestamps

@@ -4,7 +4,9 @@ The tube of one video is ``hypomimia.faces.tube.extract_tube`` (the endpoint cal
 function); this stage orchestrates: it reads the accepted videos, fans them out, judges each tube,
 and writes the tube table and the report.
 
-Across videos, a process pool (``cfg.workers``) runs one video per process. Results are
+Across videos, a process pool runs one video per process; cores the pool leaves free (fewer
+videos than ``cfg.workers``, e.g. one long video) go to each video's time segments, as threads
+(``extract_tube(..., workers=)``). Results are
 content-addressed in a cache (``cache_dir/<key>.npz`` + ``<key>.json``) keyed by the video's sha256,
 the tube parameters and the tube code version, so re-runs and unchanged videos cost nothing. The
 JSON is written (atomically) only after the tube, so it is the "done" marker: a run killed half-way
@@ -134,7 +136,10 @@ def gather(shard_dirs: list[Path], out_dir: Path) -> FacetubesResult:
     dupes = table["video_id"][table["video_id"].duplicated()].tolist()
     if dupes:
         raise UserError(f"videos in more than one shard: {dupes[:5]}", "pass each shard folder once")
-    report = {k: sum(r.get(k, 0) for r in reports) for k in ("processed", "cache_hits", "decoded_frames")}
+    report = {
+        k: sum(r.get(k, 0) for r in reports)
+        for k in ("processed", "cache_hits", "decoded_frames", "mesh_calls")
+    }
     report.update(_counts(table))
     report["wall_s"] = max((r.get("wall_s", 0.0) for r in reports), default=0.0)
     report["listed"] = reports[0].get("listed", len(table)) if reports else 0
@@ -156,7 +161,7 @@ def process_video(job: dict[str, Any]) -> dict[str, Any]:
     cache_dir, key = Path(job["cache_dir"]), job["key"]
     t0 = time.perf_counter()
     try:
-        tube = extract_tube(job["abs_path"], cfg)
+        tube = extract_tube(job["abs_path"], cfg, workers=job.get("threads", 1))
         reason, detail = judge(tube, cfg)
     except Exception as e:  # a broken video must not stop the other videos
         log.warning("video %s: tube extraction failed: %s", job["video_id"], type(e).__name__)
@@ -168,7 +173,11 @@ def process_video(job: dict[str, Any]) -> dict[str, Any]:
     }
     if tube is not None:
         outcome.update(
-            n_frames=len(tube.valid), fps=tube.fps, decoded_frames=tube.decoded_frames, **tube.metrics
+            n_frames=len(tube.valid),
+            fps=tube.fps,
+            decoded_frames=tube.decoded_frames,
+            mesh_calls=tube.work.get("mesh_calls", 0),
+            **tube.metrics,
         )
         if not reason:
             save_tube(cache_dir / f"{key}.npz", tube, job["sha256"])
@@ -225,15 +234,16 @@ def _process_all(jobs: list[dict[str, Any]], workers: int) -> dict[str, dict[str
         bar.set_postfix(frames_per_s=f"{frames / max(time.perf_counter() - t0, 1e-9):.0f}")
         bar.update()
 
+    processes = min(workers, len(jobs))
+    threads = max(1, workers // processes)  # the cores the pool leaves free go to segments
+    jobs = [{**j, "threads": threads} for j in jobs]
     try:
-        if workers <= 1 or len(jobs) == 1:
+        if processes <= 1:
             for j in jobs:
                 record(j["video_id"], process_video(j))
         else:
             ctx = get_context("spawn")  # no fork: MediaPipe/TFLite threads do not survive fork
-            with ProcessPoolExecutor(
-                min(workers, len(jobs)), mp_context=ctx, initializer=_worker_init
-            ) as pool:
+            with ProcessPoolExecutor(processes, mp_context=ctx, initializer=_worker_init) as pool:
                 futures = {pool.submit(process_video, j): j["video_id"] for j in jobs}
                 for fut in as_completed(futures):
                     record(futures[fut], fut.result())
@@ -309,11 +319,13 @@ def _report(
 ) -> dict[str, Any]:
     fresh = [o for v, o in done.items() if v not in hits]
     decoded = sum(o.get("decoded_frames", 0) for o in fresh)
+    meshed = sum(o.get("mesh_calls", 0) or 0 for o in fresh)
     report = {"listed": listed, "shard_index": shard[0], "num_shards": shard[1], **_counts(table)}
     report.update(
         processed=len(fresh),
         cache_hits=len(hits),
         decoded_frames=decoded,
+        mesh_calls=meshed,
         wall_s=round(wall, 3),
         videos_per_s=round(len(fresh) / wall, 3) if fresh and wall > 0 else 0.0,
         frames_per_s=round(decoded / wall, 1) if fresh and wall > 0 else 0.0,
