@@ -137,11 +137,11 @@ class Gateway:
         request_id, t0 = uuid.uuid4().hex, time.perf_counter()
         src = self.served.source
         record = {"request_id": request_id, "endpoint": endpoint, "model_name": src.name,
-                  "model_version": src.version, "model_alias": src.alias, "data_version": self.served.data_version,
-                  "subject_ref": subject_ref or None, "session": session or None}  # fmt: skip
+                  "model_version": src.version, "model_alias": src.alias, "data_version": self.served.data_version}  # fmt: skip
         try:
             pr.check_pseudonym(subject_ref, "subject_ref")
             pr.check_pseudonym(session, "session")
+            record.update(subject_ref=subject_ref or None, session=session or None)  # only once they are codes
             result, quality = await work()
         except pr.Refusal as r:
             ctx.response.status_code = r.status
@@ -176,7 +176,8 @@ class Gateway:
         try:
             plog.append(plog.PredictionRecord(**record, **fields), self.store)
         except Exception as e:  # the answer must not fail because the log disk is full
-            log.error("prediction log write failed: %s", type(e).__name__)
+            where = [err["loc"] for err in e.errors()] if hasattr(e, "errors") else ""  # field names, no values
+            log.error("prediction log write failed: %s %s", type(e).__name__, where)
 
 
 def _get_routes() -> dict:

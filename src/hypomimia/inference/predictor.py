@@ -196,7 +196,6 @@ def load_served_model(
     extra = loaded.extra
     source_file = folder / "source.json"
     data_version = json.loads(source_file.read_text()).get("data_version") if source_file.is_file() else None
-    data = meta.get("data_source") or {}
     net = loaded.model.eval()
     with torch.inference_mode():
         dim = int(net.embed(torch.zeros(1, *loaded.clip["shape"])).shape[1])
@@ -214,7 +213,8 @@ def load_served_model(
         metrics=metrics,
         source=source,
         folder=folder,
-        data_version=data_version or data.get("tubes"),
+        # The registry run's content digest of the training tubes; a local folder has none of its own.
+        data_version=str(data_version) if data_version else None,
         embed_dim=dim,
         extra=extra,
     )
