@@ -94,7 +94,8 @@ def test_health_metrics_and_page_are_open_model_card_is_not(server):
 
 
 @pytest.mark.parametrize(
-    "headers", [{}, {"X-API-Key": "wrong"}, {"Authorization": "Bearer key-on"}, {"Authorization": "Basic key-one"}]
+    "headers",
+    [{}, {"X-API-Key": "wrong"}, {"Authorization": "Bearer key-on"}, {"Authorization": "Basic key-one"}],
 )
 def test_401_without_a_valid_key(server, clip, headers):
     r = post(server, "/predict", video(clip), headers=headers)
