@@ -141,7 +141,9 @@ class Gateway:
         try:
             pr.check_pseudonym(subject_ref, "subject_ref")
             pr.check_pseudonym(session, "session")
-            record.update(subject_ref=subject_ref or None, session=session or None)  # only once they are codes
+            record.update(
+                subject_ref=subject_ref or None, session=session or None
+            )  # only once they are codes
             result, quality = await work()
         except pr.Refusal as r:
             ctx.response.status_code = r.status
@@ -176,7 +178,9 @@ class Gateway:
         try:
             plog.append(plog.PredictionRecord(**record, **fields), self.store)
         except Exception as e:  # the answer must not fail because the log disk is full
-            where = [err["loc"] for err in e.errors()] if hasattr(e, "errors") else ""  # field names, no values
+            where = (
+                [err["loc"] for err in e.errors()] if hasattr(e, "errors") else ""
+            )  # field names, no values
             log.error("prediction log write failed: %s %s", type(e).__name__, where)
 
 

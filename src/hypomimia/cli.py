@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "train",
     "explain",
     "crossval",
+    "serve",
 ]
 
 _app = typer.Typer(
