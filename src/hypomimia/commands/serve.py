@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -69,7 +68,10 @@ def serve(
         "--port",
         str(port),
     ]
-    raise typer.Exit(subprocess.call(cmd, cwd=root, env=env))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.chdir(root)
+    os.execve(sys.executable, cmd, env)  # become the server: signals (Ctrl-C, SIGTERM) reach it directly
 
 
 @serve_app.command("build")
