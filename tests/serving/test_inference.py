@@ -120,3 +120,13 @@ def test_api_key_middleware_fails_closed_and_compares_every_key(monkeypatch):
     assert calls[-2:] == [b"k1", b"k2"]  # no early exit on the first match
     assert status([b"k1"], [(b"authorization", b"Bearer k1")]) == 200
     assert status([b"k1"], [(b"authorization", b"Bearer k")]) == 401
+
+
+def test_k8s_manifests_probe_the_real_routes_and_request_resources():
+    docs = {p.stem: yaml.safe_load(p.read_text()) for p in (REPO / "serving" / "k8s").glob("*.yaml")}
+    assert {d["kind"] for d in docs.values()} == {"Deployment", "Service", "HorizontalPodAutoscaler"}
+    pod = docs["deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert pod["readinessProbe"]["httpGet"]["path"] == "/readyz" and pod["livenessProbe"]["httpGet"]["path"] == "/livez"
+    assert pod["resources"]["requests"]["cpu"] and pod["resources"]["requests"]["memory"]
+    assert docs["hpa"]["spec"]["scaleTargetRef"]["name"] == docs["deployment"]["metadata"]["name"]
+    assert docs["service"]["spec"]["selector"] == docs["deployment"]["spec"]["selector"]["matchLabels"]

@@ -26,7 +26,9 @@ class ServeConfig(Section):
     min_frames: int = Field(8, ge=1, description="fewer decodable frames are refused (422 too_few_frames)")
     timeout_s: float = Field(60.0, gt=0.0, description="requests still running after this get 504")
     max_concurrency: int = Field(16, ge=1, description="requests in flight beyond this get 429 at once")
-    max_batch_size: int = Field(16, ge=1, le=256, description="clips per model forward (adaptive batching)")
+    max_batch_size: int = Field(
+        16, ge=1, le=256, description="clips per model forward (adaptive batching); 1 = no batching"
+    )
     max_latency_ms: int = Field(30_000, ge=100, description="batching queue bound (keep well above p99)")
     threads: int = Field(2, ge=1, le=64, description="torch threads of the model service")
     prediction_log: str = Field("work/predictions", description="prediction log folder (daily JSONL)")
