@@ -126,7 +126,10 @@ def test_k8s_manifests_probe_the_real_routes_and_request_resources():
     docs = {p.stem: yaml.safe_load(p.read_text()) for p in (REPO / "serving" / "k8s").glob("*.yaml")}
     assert {d["kind"] for d in docs.values()} == {"Deployment", "Service", "HorizontalPodAutoscaler"}
     pod = docs["deployment"]["spec"]["template"]["spec"]["containers"][0]
-    assert pod["readinessProbe"]["httpGet"]["path"] == "/readyz" and pod["livenessProbe"]["httpGet"]["path"] == "/livez"
+    assert (
+        pod["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        and pod["livenessProbe"]["httpGet"]["path"] == "/livez"
+    )
     assert pod["resources"]["requests"]["cpu"] and pod["resources"]["requests"]["memory"]
     assert docs["hpa"]["spec"]["scaleTargetRef"]["name"] == docs["deployment"]["metadata"]["name"]
     assert docs["service"]["spec"]["selector"] == docs["deployment"]["spec"]["selector"]["matchLabels"]

@@ -16,7 +16,9 @@ import pytest
 from tests.helpers_serving import KEYS, free_port
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (apt-get install chromium)")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="headless Chromium not installed (apt-get install chromium)"
+)
 
 
 class Page:
@@ -46,7 +48,8 @@ class Page:
             if self.js(expr):
                 return
             time.sleep(0.2)
-        raise TimeoutError(f"{expr} still false; status: {self.js('document.getElementById(\"status\").innerText')}")
+        status = self.js("document.getElementById('status').innerText")
+        raise TimeoutError(f"{expr} still false; status: {status}")
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +84,9 @@ def page(tmp_path_factory):
 def _upload(page: Page, url: str, clip, key: str) -> None:
     page.call("Page.navigate", url=url + "/")
     page.wait("document.readyState === 'complete' && !!document.getElementById('video')")
-    node = page.call("DOM.querySelector", nodeId=page.call("DOM.getDocument")["root"]["nodeId"], selector="#video")
+    node = page.call(
+        "DOM.querySelector", nodeId=page.call("DOM.getDocument")["root"]["nodeId"], selector="#video"
+    )
     page.call("DOM.setFileInputFiles", files=[str(clip)], nodeId=node["nodeId"])
     page.js(f"document.getElementById('key').value = {json.dumps(key)}")
     page.js("document.getElementById('go').click()")
