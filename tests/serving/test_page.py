@@ -56,7 +56,7 @@ class Page:
 def page(tmp_path_factory):
     port = free_port()
     proc = subprocess.Popen(
-        [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", f"--remote-debugging-port={port}",
+        [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", f"--remote-debugging-port={port}", "--remote-allow-origins=*",
          f"--user-data-dir={tmp_path_factory.mktemp('chromium')}", "about:blank"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
