@@ -26,6 +26,9 @@ RUN apt-get update \
 COPY --from=build /opt/venv /opt/venv
 # The KFP glue the component bodies import (components/pipeline_io.py), beside the package.
 COPY components /opt/hypomimia/components
+# The serving shell and the lock, for the serve-build component (hypomimia.inference.bento).
+COPY serving /opt/hypomimia/serving
+COPY requirements/requirements.lock.txt /opt/hypomimia/requirements/requirements.lock.txt
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/opt/hypomimia \
     PYTHONUNBUFFERED=1 \

@@ -16,6 +16,7 @@ export MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING ?= false
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: setup demo test lint format bench mlflow-ui pipeline pipeline-local clean help
+.PHONY: serve loadtest
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -57,6 +58,12 @@ pipeline-local: setup  ## the whole DAG on this machine with kfp.local (a re-run
 
 mlflow-ui: setup  ## serve the local MLflow tracking store on http://127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath work/mlflow/mlflow.db) --host 127.0.0.1 --port 5000
+
+serve: setup  ## serve the demo's model on http://127.0.0.1:3000 (page at /; key from HYPOMIMIA_API_KEY)
+	$(BIN)/hypomimia serve --params params.yaml --host 127.0.0.1 --port 3000
+
+loadtest: setup  ## 8 locust users on /predict against a local server -> bench/serving/loadtest.json
+	$(BIN)/python -m hypomimia.bench.serving --loadtest --out bench/serving --users 8 --seconds 30
 
 clean:  ## remove generated work files (keeps .venv)
 	rm -rf work .pytest_cache .ruff_cache .coverage htmlcov

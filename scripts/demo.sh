@@ -29,6 +29,9 @@ hm validate --params params.yaml --ingest work/ingest --tubes work/facetubes --o
 hm train --params params.yaml --tubes work/facetubes --ingest work/ingest --out work/train --no-resume
 hm explain --params params.yaml --model work/train --tubes work/facetubes --ingest work/ingest --out work/explain
 
+# The endpoint hospitals call: serve the model just trained, post one phantom clip, print the answer.
+bash scripts/serve_demo.sh
+
 cat <<MSG
 
 demo done. Where to look:

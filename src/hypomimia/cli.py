@@ -12,7 +12,7 @@ from rich.console import Console
 from hypomimia import __version__
 from hypomimia.config import ConfigError
 from hypomimia.errors import UserError
-from hypomimia.logs import setup_logging, telemetry_off
+from hypomimia.logs import setup_logging, silence_native_logs, telemetry_off
 
 # One module per command group; each has register(app).
 COMMAND_MODULES = [
@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "train",
     "explain",
     "crossval",
+    "serve",
 ]
 
 _app = typer.Typer(
@@ -61,6 +62,7 @@ for _name in COMMAND_MODULES:
 def app() -> None:
     """Entry point: user errors become one clear message and a non-zero exit, never a traceback."""
     telemetry_off()
+    silence_native_logs()  # mediapipe/TFLite native lines never reach the user (workers inherit it)
     err = Console(stderr=True, soft_wrap=True)
     try:
         _app(standalone_mode=True)

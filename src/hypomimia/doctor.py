@@ -58,7 +58,9 @@ def sample_face_rgb():
 
 def _mediapipe_models() -> Check:
     try:
-        import mediapipe as mp
+        from hypomimia.logs import import_mediapipe
+
+        mp = import_mediapipe()
     except Exception as e:  # import errors of a native wheel come in many types
         return Check("mediapipe face models", False, f"mediapipe does not import: {e}")
     root = Path(mp.__file__).parent

@@ -7,13 +7,19 @@ patient name; use :func:`redact_path` where a path must appear in a DEBUG messag
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
+import re
 import sys
+import threading
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 _TELEMETRY_OFF = {
@@ -71,3 +77,85 @@ def setup_logging(level: str = "INFO", json_lines: bool = False) -> None:
 def redact_path(path: str | Path) -> str:
     """A stable, non-identifying token for a file path (for DEBUG logs)."""
     return "path:" + hashlib.sha256(str(path).encode("utf-8", "surrogateescape")).hexdigest()[:12]
+
+
+# -- native library logs ----------------------------------------------------------------------------
+# mediapipe/TFLite log through absl's C++ logging straight to file descriptor 2, from their own
+# threads, at the first frame a graph processes; GLOG_minloglevel does not reach absl, and Python's
+# logging never sees these lines. ``import mediapipe`` (with protobuf 6) also prints a harmless
+# AttributeError through sys.stderr that reads like a crash. These patterns are the known noise.
+NATIVE_NOISE = re.compile(
+    rb"^(?:[WI]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+\.cc:\d+\]"  # absl: W0000 00:00:17.. 123 x.cc:114]
+    rb"|WARNING: All log messages before absl::InitializeLog\(\) is called"
+    rb"|INFO: Created TensorFlow Lite XNNPACK delegate"
+    rb"|AttributeError: 'MessageFactory' object has no attribute 'GetPrototype')"
+)
+_silenced_pid: int | None = None
+
+
+def silence_native_logs() -> None:
+    """Drop mediapipe/TFLite native log lines at the file-descriptor level, keep everything else.
+
+    File descriptor 2 becomes a pipe; a daemon thread forwards each line that is not
+    :data:`NATIVE_NOISE` to the original stderr. Child processes inherit the pipe, so the stage
+    workers are filtered too. Call it once at a process entry point (the CLI, a server worker),
+    not in a library function: it rewires the process's stderr. ``HYPOMIMIA_NATIVE_LOGS=show``
+    turns it off (debugging mediapipe itself).
+    """
+    global _silenced_pid
+    if _silenced_pid == os.getpid() or os.environ.get("HYPOMIMIA_NATIVE_LOGS") == "show":
+        return
+    _silenced_pid = os.getpid()
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        sys.stderr.flush()
+    original = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    sink = os.fdopen(original, "wb", buffering=0)
+
+    def forward() -> None:
+        with os.fdopen(read_end, "rb") as lines:
+            for line in lines:
+                if not NATIVE_NOISE.match(line):
+                    with contextlib.suppress(OSError):
+                        sink.write(line)
+
+    thread = threading.Thread(target=forward, name="native-log-filter", daemon=True)
+    thread.start()
+
+    def drain() -> None:  # at exit: close our end of the pipe, let the thread forward the rest
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            sys.stderr.flush()
+        os.dup2(original, 2)
+        thread.join(timeout=1.0)
+
+    atexit.register(drain)
+
+
+@contextlib.contextmanager
+def quiet_python_stderr() -> Iterator[None]:
+    """Hold what is written to ``sys.stderr`` meanwhile, then pass it on without the known noise
+    lines (the AttributeError ``import mediapipe`` prints). For in-process library use, where
+    :func:`silence_native_logs` is not active."""
+    held, real = io.StringIO(), sys.stderr
+    sys.stderr = held
+    try:
+        yield
+    finally:
+        sys.stderr = real
+        kept = [
+            line
+            for line in held.getvalue().splitlines(keepends=True)
+            if not NATIVE_NOISE.match(line.encode("utf-8", "replace"))
+        ]
+        if kept:
+            real.write("".join(kept))
+
+
+def import_mediapipe():
+    """``import mediapipe`` without its protobuf-6 AttributeError print (native lines: see above)."""
+    telemetry_off()
+    with quiet_python_stderr():
+        import mediapipe as mp
+    return mp

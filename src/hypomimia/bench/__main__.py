@@ -17,6 +17,7 @@ from pathlib import Path
 from hypomimia.logs import setup_logging
 
 BENCHES: list[str] = ["facetubes", "ingest", "validate", "explain", "pipeline", "phantom", "train"]
+BENCHES += ["serving"]  # issue 15: endpoint latency, batching, load test
 
 
 def _table(rows: list[dict]) -> str:

@@ -10,6 +10,7 @@ from hypomimia.config.facetubes import FacetubesConfig
 from hypomimia.config.ingest import IngestConfig
 from hypomimia.config.phantom import PhantomConfig
 from hypomimia.config.pipeline import PipelineConfig
+from hypomimia.config.serve import ServeConfig
 from hypomimia.config.train import TrainConfig
 from hypomimia.config.validate import ValidateConfig
 
@@ -25,6 +26,7 @@ class Params(Section):
     train: TrainConfig = TrainConfig()
     explain: ExplainConfig = ExplainConfig()
     pipeline: PipelineConfig = PipelineConfig()
+    serve: ServeConfig = ServeConfig()
 
     model_config = Section.model_config | {"populate_by_name": True}
 

@@ -35,6 +35,8 @@ _IMAGE_MAGIC = {
 _IMAGE_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"mif1": "HEIF", b"msf1": "HEIF", b"avif": "AVIF"}
 # FFmpeg demuxers that read single still images (``image2`` and the ``*_pipe`` family).
 _IMAGE_FORMATS = ("image2", "_pipe", "gif", "webp")
+# FFmpeg demuxers that turn text into frames (ANSI art, subtitles rendered as video).
+_TEXT_FORMATS = frozenset({"tty"})
 
 _HASH_CHUNK = 1 << 20
 
@@ -188,6 +190,8 @@ def _probe_container(container: av.container.InputContainer, base: Probe, max_pi
     stream = container.streams.video[0]
     if any(part in fmt for part in _IMAGE_FORMATS):
         return _with(base, problem="image_not_video", detail=f"a still image ({fmt}), not a video")
+    if fmt in _TEXT_FORMATS:  # FFmpeg renders text files as ANSI-art "video": not a recording
+        return _with(base, problem="not_a_video", detail="a text file, not a video")
     ctx = stream.codec_context
     if ctx is None:
         return _with(

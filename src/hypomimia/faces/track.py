@@ -145,9 +145,9 @@ class FaceTracker:
     stats: TrackStats = field(default_factory=TrackStats)
 
     def __post_init__(self) -> None:
-        import mediapipe as mp  # heavy import, only where tracking happens
+        from hypomimia.logs import import_mediapipe  # heavy import, only where tracking happens
 
-        self._mp = mp
+        self._mp = mp = import_mediapipe()
         self._detector = mp.solutions.face_detection.FaceDetection(
             model_selection=1, min_detection_confidence=self.cfg.min_detection_confidence
         )
