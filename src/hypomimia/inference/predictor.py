@@ -479,10 +479,10 @@ def warm_up_face_models(model: ServedModel) -> None:
     from hypomimia.doctor import sample_face_rgb
     from hypomimia.faces.track import FaceTracker
 
-    with FaceTracker(model.face_tubes, video_fps=model.face_tubes.fps) as tracker:
+    with FaceTracker(model.face_tubes) as tracker:
         face = sample_face_rgb()
-        tracker.track(face)  # detection + FaceMesh
-        tracker.track(face)
+        tracker.track(face, 0)  # detection + FaceMesh
+        tracker.track(face, 1)
 
 
 def describe_source(src: ModelSource) -> str:
