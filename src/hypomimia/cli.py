@@ -26,6 +26,8 @@ COMMAND_MODULES = [
     "train",
     "explain",
     "crossval",
+    "lineage",
+    "audit",
 ]
 
 _app = typer.Typer(
