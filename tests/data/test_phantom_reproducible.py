@@ -92,6 +92,24 @@ def test_encoding_does_not_depend_on_the_process_heap(two_renders, tmp_path: Pat
     assert len(hashes) == 1
 
 
+@pytest.mark.slow
+def test_shipped_base_photo_data_is_what_mediapipe_detects():
+    """The shipped landmarks and masks are MediaPipe's own (within what CPU kernels change), not edited."""
+    from hypomimia.phantom.identities import _shipped, detect_base_data
+
+    fresh, shipped = detect_base_data(), _shipped()
+    assert set(fresh) == set(shipped)
+    for key, value in fresh.items():
+        if key.endswith(".landmarks"):
+            assert np.abs(value - shipped[key])[:, :2].max() < 1.0, key  # pixels of the 512 px crop
+        elif key.endswith(".person"):
+            assert np.abs(value.astype(int) - shipped[key]).mean() < 3.0, key  # of 255
+        elif key.endswith(".crop"):
+            np.testing.assert_allclose(value, shipped[key], rtol=1e-3, atol=0.5)
+        else:
+            assert str(value) == str(shipped[key]), key  # the photos' sha256
+
+
 def _data_dvc_md5() -> str:
     return yaml.safe_load((REPO / "data.dvc").read_text())["outs"][0]["md5"]
 
