@@ -47,10 +47,9 @@ def lineage(
     if ref is not None:
         chain = query.lineage(ref, tracking_uri, predictions, work)
         (out / "lineage.json").write_text(json.dumps(chain, indent=2, default=str) + "\n", encoding="utf-8")
-        md = query.render_markdown(chain)
-        (out / "lineage.md").write_text(md, encoding="utf-8")
-        console.print(md, markup=False, highlight=False)
-        console.print(f"wrote {out / 'lineage.json'} and {out / 'lineage.md'}", highlight=False)
+        (out / "lineage.md").write_text(query.render_markdown(chain), encoding="utf-8")
+        console.print(query.summary(chain), markup=False, highlight=False)
+        console.print(f"the whole chain: {out / 'lineage.md'} and {out / 'lineage.json'}", highlight=False)
         return
     if manifest is not None:
         hits = query.models_using_removed(manifest, tracking_uri)

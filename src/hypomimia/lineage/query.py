@@ -331,6 +331,36 @@ def models_using_removed(manifest: Path, tracking_uri: str | None = None) -> lis
     return sorted(out, key=lambda h: (h["name"], int(h["version"])))
 
 
+def summary(chain: dict[str, Any]) -> str:
+    """A few lines for the terminal; the whole chain is in the Markdown and JSON."""
+    t, d, loc = chain["training_run"], chain["data"], chain["local"]
+    g = chain.get("registry")
+    lines = [f"lineage of {chain['ref']} ({chain['kind']})"]
+    if chain.get("prediction"):
+        p = chain["prediction"]
+        lines.append(f"  prediction {p['request_id']} at {p['time']}: {p['outcome']} {p.get('label') or ''}")
+    if g:
+        lines.append(
+            f"  registry   {g['name']} v{g['version']} aliases {g['aliases'] or '-'}; {len(g['audit'])} audit records"
+        )
+    lines.append(
+        f"  run        {t['run_id']} ({t['run_name']}) commit {t['git_commit']} dirty {t['git_dirty']}"
+    )
+    lines.append(
+        f"  data       DVC {d['data_version']}; {len(d['videos'])} videos of {len(d['subjects'])} subjects"
+    )
+    v = loc["validation"]
+    lines.append(
+        f"  validation success {v['success']}; validated these tubes: {v['validated_tubes_match']}; {v['data_docs']}"
+    )
+    lines.append(
+        f"  tubes      table matches the model's record: {loc['face_tubes']['table'].get('matches')}"
+    )
+    ing = loc["ingest"]
+    lines.append(f"  ingest     {ing['counts']}; table matches: {ing['table'].get('matches')}")
+    return "\n".join(lines)
+
+
 def render_markdown(chain: dict[str, Any]) -> str:
     """The chain as Markdown: one section per link, newest (the prediction) first."""
     lines = [f"# Lineage of `{chain['ref']}`", "", f"_kind: {chain['kind']}_", ""]
