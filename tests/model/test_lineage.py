@@ -85,10 +85,13 @@ def test_removing_a_subject_from_the_manifest_marks_the_models_that_used_it(trai
     rows[cols].to_csv(tmp_path / "full.csv", index=False)
     rows[rows["subject_id"] != "S005"][cols].to_csv(tmp_path / "without.csv", index=False)
     assert query.models_using_removed(tmp_path / "full.csv", trained["uri"]) == []
-    marked = query.models_using_removed(tmp_path / "without.csv", trained["uri"])
+    marked = query.models_using_removed(tmp_path / "without.csv", trained["uri"], mark=True)
     assert [(m["version"], m["removed_subjects"], m["removed_videos"]) for m in marked] == [
         ("1", ["S005"], ["S005_v0"])
     ]
+    from mlflow import MlflowClient
+
+    assert MlflowClient(trained["uri"]).get_model_version(NAME, "1").tags["data.removed_subjects"] == "S005"
 
 
 @pytest.mark.slow

@@ -28,6 +28,10 @@ def lineage(
         Path | None,
         typer.Option(help="list the models trained on subjects/videos this manifest no longer lists"),
     ] = None,
+    mark: Annotated[
+        bool,
+        typer.Option(help="with --manifest: tag each such registry version data.removed_subjects/videos"),
+    ] = False,
     deletion_request: Annotated[
         str | None,
         typer.Option(help="with --video/--subject: record a deletion request (why) in the audit log"),
@@ -52,7 +56,7 @@ def lineage(
         console.print(f"the whole chain: {out / 'lineage.md'} and {out / 'lineage.json'}", highlight=False)
         return
     if manifest is not None:
-        hits = query.models_using_removed(manifest, tracking_uri)
+        hits = query.models_using_removed(manifest, tracking_uri, mark=mark)
         what = f"trained on data {manifest} no longer lists"
     elif video or subject:
         hits = query.models_using(video_sha256=video, subject_id=subject, tracking_uri=tracking_uri)

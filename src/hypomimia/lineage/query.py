@@ -304,9 +304,12 @@ def models_using(
     return sorted(hits, key=lambda h: (h["name"], int(h["version"])))
 
 
-def models_using_removed(manifest: Path, tracking_uri: str | None = None) -> list[dict[str, Any]]:
+def models_using_removed(
+    manifest: Path, tracking_uri: str | None = None, mark: bool = False
+) -> list[dict[str, Any]]:
     """Registered versions trained on subjects or videos the manifest no longer lists (after a
-    deletion request removed them): which models must be retrained or retired."""
+    deletion request removed them): which models must be retrained or retired. ``mark`` tags each
+    such version ``data.removed_subjects`` / ``data.removed_videos`` in the registry."""
     from hypomimia.data.manifest import read_manifest
 
     rows = read_manifest(manifest).rows
@@ -327,6 +330,13 @@ def models_using_removed(manifest: Path, tracking_uri: str | None = None) -> lis
             info.pop("tags")
             info["removed_subjects"] = sorted({v["subject_id"] for v in gone} - subjects)
             info["removed_videos"] = sorted(v["video_id"] for v in gone)
+            if mark:
+                client.set_model_version_tag(
+                    mv.name, mv.version, "data.removed_subjects", ",".join(info["removed_subjects"])
+                )
+                client.set_model_version_tag(
+                    mv.name, mv.version, "data.removed_videos", ",".join(info["removed_videos"])
+                )
             out.append(info)
     return sorted(out, key=lambda h: (h["name"], int(h["version"])))
 
