@@ -32,24 +32,33 @@ GOLDEN = Path(__file__).with_name("phantom_golden.json")
 _TINY = ["--subjects", "4", "--videos-per-subject", "1", "--seed", "7301", "--duration", "3", "--size", "320"]
 
 
-def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"}
+# An older x86-64 CPU, as far as numpy's and OpenCV's run-time SIMD dispatch can tell: no AVX at all.
+OLD_CPU = {
+    "NPY_DISABLE_CPU_FEATURES": "AVX2 FMA3 F16C AVX AVX512F AVX512CD AVX512VL AVX512BW AVX512DQ AVX512_SKX "
+    "AVX512_CLX AVX512_CNL AVX512_ICL AVX512_KNL AVX512_KNM",
+    "OPENCV_CPU_DISABLE": "AVX2,FP16,AVX",
+}
 
 
-def _phantom(out: Path, workers: int) -> dict[str, str]:
+def _env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}", **extra}
+
+
+def _phantom(out: Path, workers: int, **env: str) -> dict[str, str]:
     cmd = [sys.executable, "-m", "hypomimia", "phantom", "--out", str(out), "--workers", str(workers), *_TINY]
-    subprocess.run(cmd, check=True, capture_output=True, env=_env(), cwd=REPO, timeout=300)
+    subprocess.run(cmd, check=True, capture_output=True, env=_env(**env), cwd=REPO, timeout=300)
     return file_hashes(out)
 
 
 @pytest.fixture(scope="module")
 def two_renders(tmp_path_factory) -> tuple[dict[str, str], dict[str, str], Path]:
+    """Two processes: 1 worker on this CPU; 2 workers with numpy/OpenCV dispatch limited to pre-AVX kernels."""
     root = tmp_path_factory.mktemp("phantom_twice")
-    return _phantom(root / "a", workers=1), _phantom(root / "b", workers=2), root / "a"
+    return _phantom(root / "a", workers=1), _phantom(root / "b", workers=2, **OLD_CPU), root / "a"
 
 
 @pytest.mark.slow
-def test_two_renders_in_separate_processes_are_byte_identical(two_renders):
+def test_two_renders_in_separate_processes_and_cpu_paths_are_byte_identical(two_renders):
     a, b, _ = two_renders
     assert len([f for f in a if f.endswith(".mp4")]) == 4
     assert a == b, f"differing files: {sorted(f for f in a if a[f] != b.get(f))}"
