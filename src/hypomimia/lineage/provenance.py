@@ -8,7 +8,9 @@ One call per stage, :func:`stamp`, returns the same block everywhere:
 - ``code``: package version, git commit and dirty flag (``unknown`` outside a checkout);
 - ``lock_sha256`` (the pinned lock file, where the checkout has it) and ``env_sha256`` (the installed
   distributions and their versions, always available, e.g. in a container);
-- ``data_version``: the md5 that ``data.dvc`` pins (``None`` without one).
+- ``data_version``: the md5 a ``.dvc`` file pins for the tracked folder the inputs lie in (ingest's
+  manifest inside ``data/``: ``data.dvc``'s), or else the one the upstream stage recorded (the report or
+  metadata beside an input); ``None`` for data no ``.dvc`` file tracks, never the checkout's by default.
 
 The phantom's own ``phantom.json`` deliberately carries none of this: it is part of the versioned data
 set, and a commit hash in it would change ``data.dvc`` with every commit.
@@ -101,16 +103,49 @@ def env_sha256() -> str:
     return hashlib.sha256("\n".join(pins).encode()).hexdigest()
 
 
-def data_version(repo: Path | None = None, dvc_file: str = "data.dvc") -> str | None:
-    """The md5 ``data.dvc`` pins for the data folder (the DVC data version), None without one."""
-    for root in (Path(repo) if repo else None, Path.cwd(), REPO):
-        f = root / dvc_file if root is not None else None
-        if f is not None and f.is_file():
+def dvc_data_version(path: Path) -> str | None:
+    """The md5 that a ``*.dvc`` file in an ancestor folder pins for the tracked output holding ``path``."""
+    p = Path(path).resolve()
+    for folder in p.parents:
+        for f in sorted(folder.glob("*.dvc")):
             try:
                 outs = (yaml.safe_load(f.read_text()) or {}).get("outs") or []
             except (OSError, yaml.YAMLError):
-                return None
-            return next((str(o["md5"]) for o in outs if isinstance(o, dict) and o.get("md5")), None)
+                continue
+            for o in outs:
+                if isinstance(o, dict) and o.get("md5") and o.get("path"):
+                    tracked = (folder / str(o["path"])).resolve()
+                    if p == tracked or tracked in p.parents:
+                        return str(o["md5"])
+    return None
+
+
+def _recorded_data_version(path: Path) -> str | None:
+    """The data version an upstream stage recorded: in ``path`` itself (a report or metadata JSON) or in
+    the report beside it."""
+    p = Path(path)
+    for f in (p if p.suffix == ".json" else None, p.parent / "report.json", p.parent / "summary.json"):
+        if f is None or not f.is_file():
+            continue
+        try:
+            data = json.loads(f.read_text())
+        except (OSError, ValueError):
+            continue
+        for block in ("provenance", "lineage"):
+            if isinstance(data.get(block), dict) and data[block].get("data_version"):
+                return str(data[block]["data_version"])
+    return None
+
+
+def data_version(inputs: Mapping[str, Path | None]) -> str | None:
+    """The DVC data version behind a stage's inputs (see the module docstring)."""
+    paths = [Path(v) for v in inputs.values() if v is not None]
+    for p in paths:
+        if (v := dvc_data_version(p)) is not None:
+            return v
+    for p in paths:
+        if (v := _recorded_data_version(p)) is not None:
+            return v
     return None
 
 
@@ -126,11 +161,17 @@ def stamp(
         "code": code_version(repo),
         "lock_sha256": lock_sha256(repo),
         "env_sha256": env_sha256(),
-        "data_version": data_version(repo),
+        "data_version": data_version(inputs),
     }
 
 
-def mlflow_tags(stage: str, params: Any, repo: Path | None = None, **extra: Any) -> dict[str, str]:
+def mlflow_tags(
+    stage: str,
+    params: Any,
+    inputs: Mapping[str, Path | None] | None = None,
+    repo: Path | None = None,
+    **extra: Any,
+) -> dict[str, str]:
     """Tags for an MLflow run or model version: stage, params hash, code, lock and data version."""
     code = code_version(repo)
     tags = {
@@ -140,7 +181,7 @@ def mlflow_tags(stage: str, params: Any, repo: Path | None = None, **extra: Any)
         "git.dirty": str(code["git_dirty"]).lower(),
         "package.version": code["package_version"],
         "lock.sha256": lock_sha256(repo) or "unknown",
-        "data.version": data_version(repo) or "unknown",
+        "data.version": data_version(inputs or {}) or "unknown",
     }
     tags.update({k: str(v) for k, v in extra.items() if v is not None})
     return tags

@@ -35,7 +35,7 @@ def training_lineage(params: Any, tubes_dir: Path, split: Any) -> dict[str, Any]
         for it in getattr(split, name)
     ]
     return {
-        "data_version": data_version(),
+        "data_version": data_version({"tubes": table}),
         "tubes_sha256": sha256_file(table),
         "videos": sorted(videos, key=lambda v: v["video_id"]),
         "provenance": stamp("train", params, {"tubes": table}),
@@ -52,7 +52,7 @@ def audit_log_for(tracking_uri: str | None) -> Path | None:
 
 def version_tags(params: Any, meta: dict[str, Any], run_id: str, **extra: Any) -> dict[str, str]:
     lineage = meta.get("lineage") or {}
-    return mlflow_tags(
+    tags = mlflow_tags(
         "train",
         params,
         run_id=run_id,
@@ -61,6 +61,8 @@ def version_tags(params: Any, meta: dict[str, Any], run_id: str, **extra: Any) -
         subjects=len({v["subject_id"] for v in lineage.get("videos") or []}),
         **extra,
     )
+    tags["data.version"] = lineage.get("data_version") or "unknown"
+    return tags
 
 
 def on_registered(

@@ -396,7 +396,7 @@ class _Tracker:
             files = [it.tube for it in split.train + split.val + split.test]
             digest = mlflow_runs.tubes_digest(tubes_dir, files)
             mlflow.set_tags(mlflow_runs.data_version_tags(tubes_dir, digest))
-            mlflow.set_tags(mlflow_tags("train", cfg, fold=cfg.fold, repeat=cfg.repeat))
+            mlflow.set_tags(mlflow_tags("train", cfg, {"tubes": tubes_dir / "tubes.parquet"}, fold=cfg.fold, repeat=cfg.repeat))  # fmt: skip
             mlflow.log_params(mlflow_runs.flatten(cfg.model_dump(mode="json")))
             table = pd.read_parquet(tubes_dir / "tubes.parquet")
             cols = [
