@@ -29,6 +29,11 @@ hm validate --params params.yaml --ingest work/ingest --tubes work/facetubes --o
 hm train --params params.yaml --tubes work/facetubes --ingest work/ingest --out work/train --no-resume
 hm explain --params params.yaml --model work/train --tubes work/facetubes --ingest work/ingest --out work/explain
 
+# Lineage for auditors (docs/lineage.md): the model card, and the chain from this model to its video bytes.
+hm model-card --model work/train --explain work/explain/explain.json
+hm lineage "$(python -c 'import json; print(json.load(open("work/train/metadata.json"))["mlflow"]["run_id"])')" --out work/lineage
+hm audit
+
 # The endpoint hospitals call: serve the model just trained, post one phantom clip, print the answer.
 bash scripts/serve_demo.sh
 
@@ -38,5 +43,6 @@ demo done. Where to look:
   data docs (validation):  work/validate/data_docs/index.html
   model + metrics:         work/train/metrics.json, work/train/metadata.json
   explanations:            work/explain/explain.json, work/explain/figures/
+  model card, lineage:     work/train/model_card/model_card.md, work/lineage/lineage.md
   MLflow UI:               make mlflow-ui   ->  http://127.0.0.1:5000  (experiment 'hypomimia')
 MSG

@@ -27,6 +27,8 @@ COMMAND_MODULES = [
     "explain",
     "crossval",
     "serve",
+    "lineage",
+    "audit",
 ]
 
 _app = typer.Typer(

@@ -2,7 +2,9 @@
 
 One JSON object per line in ``work/audit/audit.jsonl`` (``HYPOMIMIA_AUDIT_LOG`` overrides the path).
 Records are never rewritten: each carries the sha256 of the previous line (``prev``), so an edited or
-deleted line breaks the chain and :func:`verify_chain` names the first broken record. Who acted comes
+deleted line breaks the chain and :func:`verify_chain` names the first broken record. The last record has
+no successor to vouch for it, so a head file beside the log (``audit.jsonl.head``: count and sha256 of
+the last line, rewritten on every append) catches an edited or removed last record too. Who acted comes
 from the environment (``HYPOMIMIA_ACTOR``, else the login user), never from a request body.
 """
 
@@ -67,10 +69,22 @@ def record(
             "evidence": evidence,
             "prev": prev,
         }
-        f.write(json.dumps(entry, sort_keys=True, default=str) + "\n")
+        line = json.dumps(entry, sort_keys=True, default=str)
+        f.write(line + "\n")
         f.flush()
         os.fsync(f.fileno())
+        _write_head(p, len(lines) + 1, hashlib.sha256(line.encode()).hexdigest())  # still under the lock
     return entry
+
+
+def head_path(path: Path) -> Path:
+    return path.with_name(path.name + ".head")
+
+
+def _write_head(path: Path, records: int, last_sha256: str) -> None:
+    tmp = path.with_name(f".{path.name}.head.tmp")
+    tmp.write_text(json.dumps({"records": records, "last_sha256": last_sha256}) + "\n", encoding="utf-8")
+    tmp.replace(head_path(path))
 
 
 def read(path: Path | None = None) -> list[dict[str, Any]]:
@@ -107,4 +121,14 @@ def verify_chain(path: Path | None = None) -> ChainCheck:
         if entry.get("prev") != prev or entry.get("seq") != i:
             return ChainCheck(False, len(lines), i)
         prev = hashlib.sha256(line.encode()).hexdigest()
+    head = head_path(p)
+    if head.is_file():  # logs written before the head file existed have none: the chain alone then
+        try:
+            h = json.loads(head.read_text(encoding="utf-8"))
+        except ValueError:
+            return ChainCheck(False, len(lines), max(len(lines) - 1, 0))
+        if h.get("records") != len(lines) or (lines and h.get("last_sha256") != prev):
+            # records missing at the end: the first missing one; else the edited last record
+            first = len(lines) if int(h.get("records") or 0) > len(lines) else max(len(lines) - 1, 0)
+            return ChainCheck(False, len(lines), first)
     return ChainCheck(True, len(lines), None)

@@ -2,7 +2,8 @@
 
 Two real portraits are available offline: Grace Hopper (matplotlib sample data) and Eileen Collins
 (``skimage.data.astronaut``). Each is cropped to a canonical square around the face, optionally
-mirrored, and its 478 FaceMesh landmarks and a person mask are detected ONCE per process. An
+mirrored; its 478 FaceMesh landmarks and a person mask were detected once and ship with the
+package (``resources/phantom_bases.npz``), so renders never depend on run-time inference. An
 *identity* then changes face shape (landmark morph), skin tone and hair colour; a *scene* changes
 what a camera would: background, lighting, colour temperature, framing, head pose, noise.
 """
@@ -10,11 +11,14 @@ what a camera would: background, lighting, colour temperature, framing, head pos
 from __future__ import annotations
 
 import functools
+import hashlib
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 
+from hypomimia.errors import UserError
 from hypomimia.faces.landmarks import FACE_OVAL, inter_ocular
 
 CANON = 512  # side of the canonical source square, in pixels
@@ -24,6 +28,8 @@ CANON = 512  # side of the canonical source square, in pixels
 CROP_IODS = 7.0
 BASES = ("grace_hopper", "astronaut")
 _BASE_META = {"grace_hopper": {"sex": "F", "age": 72}, "astronaut": {"sex": "F", "age": 42}}
+# Landmarks, person masks and crops of the base photos, detected once by detect_base_data().
+BASE_DATA = Path(__file__).resolve().parents[1] / "resources" / "phantom_bases.npz"
 
 
 @dataclass(frozen=True)
@@ -100,24 +106,78 @@ def _person_mask(rgb: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur(np.clip(mask, 0, 1).astype(np.float32), (0, 0), 2.0)
 
 
-@functools.lru_cache(maxsize=8)
-def base_photo(name: str, mirror: bool = False) -> BasePhoto:
-    """Canonical crop of a base photo with its landmarks and person mask (cached per process)."""
-    rgb = _load_rgb(name)
-    lm = _face_mesh(rgb)
+def _crop_matrix(rgb: np.ndarray, lm: np.ndarray) -> np.ndarray:
+    """The affine map from the photo to its canonical square (2 x 3), from the photo's own landmarks."""
     centre = (lm[:, :2].min(0) + lm[:, :2].max(0)) / 2
     side = CROP_IODS * float(inter_ocular(lm[None, :, :2])[0])
     x0, y0 = centre[0] - side / 2, centre[1] - side / 2 + 0.08 * side  # a little more chin than hair
     scale = CANON / side
-    m = np.array([[scale, 0, -x0 * scale], [0, scale, -y0 * scale]])
+    return np.array([[scale, 0, -x0 * scale], [0, scale, -y0 * scale]])
+
+
+def _canonical(rgb: np.ndarray, m: np.ndarray, mirror: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The canonical crop and where it lies inside the photo (1) or past its edge (0)."""
     canon = cv2.warpAffine(rgb, m, (CANON, CANON), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
-    # Where the crop reaches past the photo, there is no person: the background shows there.
     inside = cv2.warpAffine(np.ones(rgb.shape[:2], np.float32), m, (CANON, CANON), flags=cv2.INTER_AREA)
     if mirror:
         canon, inside = np.ascontiguousarray(canon[:, ::-1]), np.ascontiguousarray(inside[:, ::-1])
-    person = _person_mask(canon) * cv2.GaussianBlur(inside, (0, 0), 4.0)
-    # Detect again on the final canonical image, so that a mirrored face gets MediaPipe's own left/right.
-    return BasePhoto(name, mirror, canon, _face_mesh(canon), person)
+    return canon, inside
+
+
+def detect_base_data() -> dict[str, np.ndarray]:
+    """Run MediaPipe on the base photos: crop matrices, landmarks and person masks, as shipped in
+    ``BASE_DATA`` (regenerate with ``python -m hypomimia.phantom.identities``).
+
+    Not called when rendering: FaceMesh and selfie segmentation (TFLite/XNNPACK) pick CPU kernels
+    at run time, so their floats can differ between machines, and every pixel of every video
+    follows from them. The phantom renders from the stored arrays instead.
+    """
+    out: dict[str, np.ndarray] = {}
+    for name in BASES:
+        rgb = _load_rgb(name)
+        m = _crop_matrix(rgb, _face_mesh(rgb))
+        out[f"{name}.photo_sha256"] = np.array(hashlib.sha256(rgb.tobytes()).hexdigest())
+        out[f"{name}.crop"] = m
+        for mirror in (False, True):
+            canon, inside = _canonical(rgb, m, mirror)
+            key = f"{name}.{int(mirror)}"
+            # Detect again on the final canonical image, so a mirrored face gets MediaPipe's own left/right.
+            out[f"{key}.landmarks"] = _face_mesh(canon)
+            # Stored as 8 bits: the mask is a soft matte, 1/255 steps are below anything a frame shows.
+            out[f"{key}.person"] = np.round(_person_mask(canon) * 255).astype(np.uint8)
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped() -> dict[str, np.ndarray]:
+    with np.load(BASE_DATA) as z:
+        return {k: z[k] for k in z.files}
+
+
+@functools.lru_cache(maxsize=8)
+def base_photo(name: str, mirror: bool = False) -> BasePhoto:
+    """Canonical crop of a base photo with its landmarks and person mask (cached per process).
+
+    Landmarks and masks come from ``BASE_DATA`` (detected once, shipped with the package), so the
+    same params render the same bytes on any machine.
+    """
+    rgb = _load_rgb(name)
+    data = _shipped()
+    if f"{name}.crop" not in data:
+        raise ValueError(f"unknown base photo {name!r}; known: {', '.join(BASES)}")
+    digest = hashlib.sha256(rgb.tobytes()).hexdigest()
+    if digest != str(data[f"{name}.photo_sha256"]):
+        raise UserError(
+            f"base photo {name!r} is not the image the phantom's landmarks were detected on "
+            f"(sha256 {digest[:12]}, expected {str(data[f'{name}.photo_sha256'])[:12]}): an installed "
+            "package (matplotlib or scikit-image) differs from the lock",
+            "install the pinned lock (make setup), or regenerate the shipped data with "
+            "`python -m hypomimia.phantom.identities` (this changes every phantom video: re-add data.dvc)",
+        )
+    key = f"{name}.{int(mirror)}"
+    canon, inside = _canonical(rgb, data[f"{name}.crop"], mirror)
+    person = (data[f"{key}.person"].astype(np.float32) / 255.0) * cv2.GaussianBlur(inside, (0, 0), 4.0)
+    return BasePhoto(name, mirror, canon, data[f"{key}.landmarks"].astype(np.float64), person)
 
 
 def draw_identity(rng: np.random.Generator, index: int) -> Identity:
@@ -232,3 +292,13 @@ def _torso_mask(base: BasePhoto) -> np.ndarray:
 
 def describe(identity: Identity) -> dict:
     return asdict(identity)
+
+
+def _write_base_data(path: Path = BASE_DATA) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **detect_base_data())
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    _write_base_data()

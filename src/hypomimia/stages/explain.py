@@ -33,6 +33,7 @@ from hypomimia.explain.gradcam import resolve_layers
 from hypomimia.explain.regions import REGION_NAMES, RegionMass, compare_entropy, entropy
 from hypomimia.explain.tube import TubeExplanation, clip_batch, explain_tube, load_tube
 from hypomimia.learning.clips import LABEL_INDEX
+from hypomimia.lineage.provenance import stamp
 
 log = logging.getLogger(__name__)
 GROUPS = ("control", "pd")
@@ -114,6 +115,7 @@ def run(
         coords.to_csv(out_dir / "embeddings.csv", index=False)
         figures = _figures(cfg, out_dir / "figures", table, results, summary, keys, coords, layers)
         summary["seconds"] = round(time.perf_counter() - t0, 1)
+        summary["provenance"] = stamp("explain", cfg, {"model": model_dir / "metadata.json", "tubes": tubes_dir / "tubes.parquet"})  # fmt: skip
         (out_dir / "explain.json").write_text(json.dumps(summary, indent=2, default=_json_default))
         logged_run = _log_to_mlflow(out_dir, summary, metadata, tracking_uri, run_id)
     finally:

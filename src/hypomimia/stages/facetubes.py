@@ -34,6 +34,7 @@ from hypomimia.config.facetubes import FacetubesConfig
 from hypomimia.data.artifacts import read_stage_table
 from hypomimia.errors import UserError
 from hypomimia.faces.tube import cache_key, extract_tube, judge, save_tube, tube_params
+from hypomimia.lineage.provenance import stamp
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,7 @@ def run(
     table = _tube_table(rows, done, keys, cache_dir, out_dir)
     report = _report(table, done, hits, wall, listed=listed, shard=(shard_index, num_shards))
     report["params"] = tube_params(cfg)
+    report["provenance"] = stamp("facetubes", cfg, {"ingested": Path(ingest_dir) / "ingested.parquet"})
     _write_outputs(out_dir, table, report)
     return FacetubesResult(out_dir, table, report)
 
@@ -150,6 +152,7 @@ def gather(shard_dirs: list[Path], out_dir: Path) -> FacetubesResult:
             "the shards were made with different face-tube params", "re-run every shard with one params.yaml"
         )
     report["params"] = reports[0].get("params") if reports else None
+    report["provenance"] = stamp("facetubes", report["params"], {f"shard{i}": Path(d) / "tubes.parquet" for i, d in enumerate(shard_dirs)})  # fmt: skip
     _write_outputs(out_dir, table, report)
     return FacetubesResult(out_dir, table, report)
 

@@ -36,6 +36,7 @@ from hypomimia.data.folds import check_feasible, fold_counts, make_folds
 from hypomimia.data.manifest import COLUMNS, label_score_problem, read_manifest
 from hypomimia.data.probe import Probe, probe, probe_many_worker
 from hypomimia.errors import UserError
+from hypomimia.lineage.provenance import stamp
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,7 @@ def run(cfg: IngestConfig, manifest: Path, out_dir: Path, video_root: Path | Non
         ) from None
     folds = make_folds(accepted, cfg.folds, cfg.repeats, cfg.seed)
     report = _report(records, unlisted, folds, cfg, table.ignored_columns, len(to_probe), probe_seconds)
+    report["provenance"] = stamp("ingest", cfg, {"manifest": manifest})  # video hashes: ingested.parquet
     files |= _write_folds_and_report(out_dir, folds, report)
     seconds = time.perf_counter() - t0
     log.info(

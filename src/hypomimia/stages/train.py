@@ -56,6 +56,8 @@ from hypomimia.learning.training import (
     subject_auroc_and_nll,
     train_epoch,
 )
+from hypomimia.lineage.provenance import mlflow_tags, run_name
+from hypomimia.lineage.registry import on_registered, training_lineage
 from hypomimia.models import LABELS, build_model, clip_contract, save_model
 from hypomimia.models.metadata import build_metadata, verify_model, write_metadata
 
@@ -334,6 +336,7 @@ def _write_outputs(result, cfg, model, tubes_dir, split, val_clips, test_clips, 
     meta["mlflow"] = {"run_id": run_id}
     # The endpoint extracts tubes with exactly these params (FacetubesConfig without workers).
     meta["face_tubes"] = _tube_params_of(tubes_dir)
+    meta["lineage"] = training_lineage(cfg, tubes_dir, split)  # data version + every video's sha256
     verify_model(model.cpu(), meta)
     write_metadata(result.metadata_path, meta)
     result.metrics_path.write_text(json.dumps(result.metrics, indent=2, default=float))
@@ -386,12 +389,14 @@ class _Tracker:
 
         self.uri = tracking_uri or mlflow_runs.default_tracking_uri()
         exp = mlflow_runs.setup_experiment(self.uri, cfg.experiment)
-        run = mlflow.start_run(run_id=run_id, experiment_id=None if run_id else exp, log_system_metrics=True)
+        name = None if run_id else run_name("train", cfg, fold=cfg.fold, r=cfg.repeat)
+        run = mlflow.start_run(run_id=run_id, experiment_id=None if run_id else exp, log_system_metrics=True, run_name=name)  # fmt: skip
         self.run_id = run.info.run_id
         if run_id is None:  # first start: params, data lineage
             files = [it.tube for it in split.train + split.val + split.test]
             digest = mlflow_runs.tubes_digest(tubes_dir, files)
             mlflow.set_tags(mlflow_runs.data_version_tags(tubes_dir, digest))
+            mlflow.set_tags(mlflow_tags("train", cfg, {"tubes": tubes_dir / "tubes.parquet"}, fold=cfg.fold, repeat=cfg.repeat))  # fmt: skip
             mlflow.log_params(mlflow_runs.flatten(cfg.model_dump(mode="json")))
             table = pd.read_parquet(tubes_dir / "tubes.parquet")
             cols = [
@@ -427,6 +432,8 @@ class _Tracker:
                 registered_model=self.cfg.registered_model or None,
             )
             result.model_uri, result.registered_version = uri, version
+            if version is not None:  # tags, model card and a `register` audit record on the new version
+                on_registered(self.cfg.registered_model, version, self.run_id, self.cfg, out_dir, self.uri)
         result.run_id, result.tracking_uri = self.run_id, self.uri
         mlflow.end_run()
 

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from hypomimia.config.validate import ValidateConfig
 from hypomimia.errors import GateFailed, UserError
+from hypomimia.lineage.offline import make_offline
+from hypomimia.lineage.provenance import stamp
 from hypomimia.validation import context, frames, reference, suites
 from hypomimia.validation.gx_run import REPO_GX_DIR, Outcome, validate_frames
 
@@ -107,14 +109,17 @@ def run(
             )
     timings["derive_tables"] = round(t1 - t0 - timings["gx_import"], 3)
     outcomes = validate_frames(cfg, area_frames, out_dir / "data_docs", timings)
+    make_offline(out_dir / "data_docs")  # no CDN: the pages open complete without a network
     stats = reference.reference_stats(inputs.ingested, inputs.folds, inputs.tubes, inputs.files)
     stats_path = reference.write_reference_stats(stats, out_dir / "reference_stats.json")
     timings["total"] = round(time.perf_counter() - t0, 3)
 
     success = not any(not o.success and o.severity == "error" for o in outcomes)
     summary_path = out_dir / "summary.json"
+    prov = stamp("validate", cfg, {"ingested": Path(ingest_dir) / "ingested.parquet", "tubes": Path(tubes_dir) / "tubes.parquet"})  # fmt: skip
     summary_path.write_text(
-        json.dumps(_summary(outcomes, success, timings), indent=2) + "\n", encoding="utf-8"
+        json.dumps(_summary(outcomes, success, timings) | {"provenance": prov}, indent=2) + "\n",
+        encoding="utf-8",
     )
     result = ValidationResult(
         success=success,
