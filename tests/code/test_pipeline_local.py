@@ -100,10 +100,13 @@ def _canonical_sha(data: dict) -> str:
 
 
 def _verdicts(validation: Path) -> str:
-    """summary.json without its timings (wall-clock seconds differ between any two runs)."""
+    """summary.json without its timings (wall-clock seconds differ between any two runs) and without
+    its provenance, which names where the inputs came from (a DVC-tracked checkout vs a KFP run root:
+    different paths and data versions by design); the params hash must still agree."""
     summary = json.loads((validation / "summary.json").read_text())
     summary.pop("timings_s", None)
-    return _canonical_sha(summary)
+    prov = summary.pop("provenance", {})
+    return _canonical_sha({**summary, "params_sha256": prov.get("params_sha256")})
 
 
 def _reference_stats(validation: Path) -> str:
