@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "train",
     "explain",
     "crossval",
+    "monitor",
 ]
 
 _app = typer.Typer(
