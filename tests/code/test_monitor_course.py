@@ -32,7 +32,9 @@ def test_rising_patient_alerts_and_stable_patient_does_not():
 def test_probability_scale_and_no_spread_without_repeats():
     one_clip = pd.DataFrame({"subject_ref": "p", "session": ["s1", "s2"], "score": [0.2, 0.9]})
     result = courses(one_clip, MonitorConfig(), PROBABILITY)
-    assert result["retest_sd"] is None and not result["alerts_possible"] and "no change alerts" in result["note"]
+    assert (
+        result["retest_sd"] is None and not result["alerts_possible"] and "no change alerts" in result["note"]
+    )
     assert result["patients"]["p"]["alerts"] == []
     assert retest_sd(one_clip, PROBABILITY, 2) == (None, 0)
 

@@ -45,7 +45,6 @@ class Split:
 
 def load_split(cfg: TrainConfig, tubes_dir: Path, ingest_dir: Path) -> Split:
     """Join tubes with folds; every tube is counted as used or skipped with a reason."""
-    tubes = read_stage_table(tubes_dir, "tubes.parquet", "facetubes")
     folds = read_stage_table(ingest_dir, "folds.parquet", "ingest")
     if folds.empty:  # ingest takes any batch; only a training cohort gets folds (report.json says why not)
         note = _folds_note(ingest_dir)
@@ -53,6 +52,7 @@ def load_split(cfg: TrainConfig, tubes_dir: Path, ingest_dir: Path) -> Split:
             f"ingest made no folds, so there is nothing to train on{': ' + note if note else ''}",
             "ingest a training cohort: both labels, at least ingest.folds subjects of each",
         )
+    tubes = read_stage_table(tubes_dir, "tubes.parquet", "facetubes")
     folds = folds[folds["repeat"] == cfg.repeat]
     if folds.empty:
         raise UserError(f"folds.parquet has no repeat {cfg.repeat}", "set train.repeat to one ingest made")

@@ -1,9 +1,11 @@
 """A model-free facial expressivity index of a face tube: the known-answer score of patient courses.
 
 Hypomimia is reduced facial movement. The index measures it directly from the tube's landmarks:
-mouth width and opening and the eye aspect ratio, each in units of the inter-ocular distance (so
-head size and distance to the camera cancel), and their robust range (95th - 5th percentile) over
-the tracked frames, summed. ``hypomimia_index = -log(expressivity)`` rises as the face moves less.
+the mouth width in units of the inter-ocular distance (so head size and distance to the camera
+cancel), and its robust range (95th - 5th percentile) over the tracked frames: how far the smile
+spreads. ``hypomimia_index = -log(expressivity)`` rises as the face moves less. Mouth opening and
+the eye aspect ratio were tried too: on the phantom their clip-to-clip spread within one session
+was 3-10x larger relative to the 0 -> 3 change, so they would only add noise.
 
 It is what ``hypomimia monitor patients --score expressivity`` follows when no trained model is at
 hand (tests, the known-answer benchmark); with ``--model`` the course follows the model's
@@ -16,17 +18,16 @@ from pathlib import Path
 
 import numpy as np
 
-from hypomimia.faces.landmarks import eye_aspect_ratio, inter_ocular, mouth_opening, mouth_width
+from hypomimia.faces.landmarks import inter_ocular, mouth_width
 
 
 def expressivity(landmarks: np.ndarray, valid: np.ndarray) -> float:
-    """Sum of robust ranges of mouth width, mouth opening and eye aspect ratio (IOD units)."""
+    """Robust range of the mouth width (IOD units) over the tracked frames."""
     lm = np.asarray(landmarks, float)[np.asarray(valid, bool)]
     if len(lm) < 4:
         return float("nan")
     iod = inter_ocular(lm)
-    signals = [mouth_width(lm) / iod, mouth_opening(lm) / iod, eye_aspect_ratio(lm)]
-    return float(sum(np.subtract(*np.percentile(s, [95, 5])) for s in signals))
+    return float(np.subtract(*np.percentile(mouth_width(lm) / iod, [95, 5])))
 
 
 def hypomimia_index(tube: Path) -> float:

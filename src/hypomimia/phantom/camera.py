@@ -49,6 +49,7 @@ CHANGES: dict[str, CameraChange] = {
 
 def apply_to_video(src: Path, dst: Path, change: CameraChange, fps: int, crf: int = 20) -> Path:
     """Write ``dst``: ``src`` decoded, changed frame by frame, re-encoded (deterministic for the same input)."""
+    Path(dst).parent.mkdir(parents=True, exist_ok=True)
     frames = (change.apply(f.rgb) for f in iter_frames(src, threads=False))
     return write_mp4(dst, frames, fps, change.crf if change.crf is not None else crf)
 

@@ -1,0 +1,136 @@
+"""End to end on tiny phantom data: monitoring windows ingest, a camera change drifts, the retrain
+trigger submits to a fake KFP server (ok submits nothing), and a known-answer patient course."""
+
+import json
+
+import pandas as pd
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from hypomimia.cli import _app
+from hypomimia.config.facetubes import FacetubesConfig
+from hypomimia.config.ingest import IngestConfig
+from hypomimia.config.monitor import MonitorConfig
+from hypomimia.errors import UserError
+from hypomimia.phantom.camera import CHANGES, apply_to_folder
+from hypomimia.phantom.visits import course, render_visits
+from hypomimia.stages import facetubes, ingest, phantom
+from hypomimia.stages import monitor as stage
+from tests.helpers_ingest import encode, write_manifest
+from tests.helpers_phantom import tiny
+from tests.helpers_pipeline import FakeKFP
+
+pytestmark = pytest.mark.filterwarnings("ignore:This client only works:FutureWarning")
+ING = IngestConfig(folds=2, workers=1)
+TUBES = FacetubesConfig(workers=1)
+CFG = MonitorConfig(min_window=5)
+
+
+def _prepare(folder, manifest):
+    ingest.run(ING, manifest, folder / "ingest")
+    facetubes.run(TUBES, folder / "ingest", folder / "tubes")
+    return folder / "ingest", folder / "tubes"
+
+
+@pytest.fixture(scope="module")
+def windows(tmp_path_factory):
+    root = tmp_path_factory.mktemp("monitor")
+    ref = phantom.run(tiny(subjects=8, seed=0), root / "ref" / "data", progress=False)
+    cur = phantom.run(tiny(subjects=6, seed=1), root / "same" / "data", progress=False)
+    changed = apply_to_folder(root / "same" / "data", root / "camera" / "data", CHANGES["camera"], fps=25)
+    return {
+        "ref": _prepare(root / "ref", ref.manifest),
+        "same": _prepare(root / "same", cur.manifest),
+        "camera": _prepare(root / "camera", changed),
+        "root": root,
+    }
+
+
+def test_camera_change_drifts_and_fresh_subjects_do_not(windows, tmp_path):
+    ref = windows["ref"]
+    same = stage.run(
+        CFG, *ref, tmp_path / "same", current_ingest=windows["same"][0], current_tubes=windows["same"][1]
+    )
+    assert same.decision.outcome == "ok" and same.trigger is None, same.decision
+    cam = stage.run(
+        CFG, *ref, tmp_path / "cam", current_ingest=windows["camera"][0], current_tubes=windows["camera"][1]
+    )
+    assert cam.decision.outcome == "retrain", cam.decision
+    assert {"width", "height"} <= set(cam.decision.drivers)
+    assert (tmp_path / "cam" / "drift.html").stat().st_size > 100_000
+    trigger = json.loads(cam.trigger.read_text())
+    assert trigger["drivers"] == cam.decision.drivers and trigger["data_uri"].endswith("ingest")
+    report = json.loads((tmp_path / "cam" / "monitor.json").read_text())
+    assert report["decision"]["outcome"] == "retrain" and report["files"]["html"] == "drift.html"
+
+
+def test_retrain_submits_to_kfp_and_ok_submits_nothing(windows, tmp_path, monkeypatch, repo_root):
+    monkeypatch.setenv("HOME", str(tmp_path))  # kfp.Client reads ~/.config/kfp/context.json
+    ref_ing, ref_tubes = windows["ref"]
+    package = repo_root / "pipeline" / "hypomimia_pipeline.yaml"
+    with FakeKFP() as fake:
+        for name, expected_runs in (("same", 0), ("camera", 1)):
+            ing, tubes = windows[name]
+            args = ["monitor", "--reference-ingest", str(ref_ing), "--reference-tubes", str(ref_tubes),
+                    "--ingest", str(ing), "--tubes", str(tubes), "--out", str(tmp_path / name), "--no-model",
+                    "--no-mlflow", "--params", str(_params(tmp_path)), "--submit", "--host", fake.url,
+                    "--package", str(package)]  # fmt: skip
+            res = CliRunner().invoke(_app, args)
+            assert res.exit_code == 0, res.output + repr(res.exception)
+            assert len(fake.runs) == expected_runs, res.output
+        assert "submitted" in res.output and "decision: retrain" in res.output
+        assert "nothing submitted" not in res.output
+
+
+def _params(tmp_path):
+    p = tmp_path / "p.yaml"
+    p.write_text("monitor:\n  min_window: 5\n")
+    return p
+
+
+def test_known_answer_patient_course(tmp_path):
+    cfg = tiny(workers=1)
+    visits = course(900, [0, 3], 4) + course(901, [2, 2], 4)
+    manifest = render_visits(cfg, visits, tmp_path / "data")
+    ing, tubes = _prepare(tmp_path, manifest)
+    result = stage.run_patients(MonitorConfig(), ing, tubes, tmp_path / "patients")
+    rising, stable = result["patients"]["ph_s900"], result["patients"]["ph_s901"]
+    assert rising["trend"] == "rising" and [a["direction"] for a in rising["alerts"]] == ["up"], result
+    assert stable["alerts"] == [], result
+    assert (tmp_path / "patients" / "patients" / "ph_s900.png").is_file()
+
+
+def test_a_monitoring_window_ingests_and_photos_are_reported_as_photos(tmp_path):
+    # 16 "videos" of one label that are really photos: probed and quarantined, not refused for folds
+    rows = []
+    for i in range(16):
+        Image.new("RGB", (64, 64), (i * 10, 80, 90)).save(tmp_path / f"p{i}.jpg")
+        rows.append({"video_id": f"p{i}", "path": f"p{i}.jpg", "subject_id": f"S{i}", "label": "control"})
+    result = ingest.run(IngestConfig(), write_manifest(tmp_path / "manifest.csv", rows), tmp_path / "out")
+    assert result.quarantined == 16 and "missing_file" not in result.reasons and result.reasons
+    # a follow-up visit of 2 patients, one label: accepted, no folds, and training says why
+    for i in range(2):
+        encode(tmp_path / f"v{i}.mp4", 12, seed=i)
+    rows = [
+        {"video_id": f"v{i}", "path": f"v{i}.mp4", "subject_id": f"S{i}", "label": "pd"} for i in range(2)
+    ]
+    result = ingest.run(IngestConfig(min_frames=4, min_duration_s=0.5), write_manifest(tmp_path / "m2.csv", rows),
+                        tmp_path / "out2")  # fmt: skip
+    assert result.accepted == 2 and result.fold_videos == 0 and result.folds_note.startswith("no folds")
+    assert pd.read_parquet(tmp_path / "out2" / "folds.parquet").empty
+    from hypomimia.config.train import TrainConfig
+    from hypomimia.learning.training import load_split
+
+    with pytest.raises(UserError, match="ingest made no folds") as err:
+        load_split(TrainConfig(), tmp_path / "tubes-unused", tmp_path / "out2")
+    assert "2 pd, 0 control" in err.value.problem
+
+
+def test_commands_outside_the_repository_use_built_in_defaults(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(_app, ["config", "show"])
+    assert res.exit_code == 0 and "monitor:" in res.output
+    assert "built-in defaults" in " ".join(res.output.split())  # the warning names them (rich wraps lines)
+    res = CliRunner().invoke(_app, ["config", "show", "--params", "other.yaml"])
+    assert res.exit_code != 0  # a named file that is missing stays an error
