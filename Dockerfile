@@ -26,6 +26,8 @@ RUN apt-get update \
 COPY --from=build /opt/venv /opt/venv
 # The KFP glue the component bodies import (components/pipeline_io.py), beside the package.
 COPY components /opt/hypomimia/components
+# the monitor pipeline's retrain step submits this compiled training pipeline (monitor.training_package)
+COPY pipeline/hypomimia_pipeline.yaml /opt/hypomimia/pipeline/hypomimia_pipeline.yaml
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/opt/hypomimia \
     PYTHONUNBUFFERED=1 \

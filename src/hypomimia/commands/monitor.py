@@ -148,14 +148,13 @@ def submit_trigger(trigger: dict, host: str, package: Path | None, params: Path)
     import tempfile
 
     from hypomimia import pipeline_runner as runner
+    from hypomimia.monitoring.trigger import submit
 
     if package is None:
         overrides = [f"pipeline.data_uri={trigger['data_uri']}"] if trigger.get("data_uri") else []
         cfg = runner.apply_overrides(load_params(params), overrides)
         package = runner.compile_pipeline(cfg, Path(tempfile.mkdtemp()) / "pipeline.yaml")
-    opts = runner.ClusterOptions(host=host)
-    name = f"retrain-{'-'.join(trigger['drivers'][:3]) or 'drift'}"[:60]
-    return runner.submit(package, opts, name)
+    return submit(trigger, host, package)
 
 
 @monitor_app.command("patients")

@@ -44,9 +44,42 @@ class MonitorConfig(Section):
         description="and by at least this much probability (ignore tiny but 'significant' moves)",
     )
     threads: int = Field(2, ge=1, le=64, description="torch threads when scoring tubes")
+    # The scheduled monitor pipeline (pipeline/monitor_pipeline.py; hypomimia pipeline schedule --pipeline monitor)
+    pipeline_name: str = Field(
+        "hypomimia-monitor",
+        pattern=r"^[a-z0-9][a-z0-9-]{0,62}$",
+        description="KFP name of the monitor pipeline",
+    )
+    cron: str = Field(
+        "0 0 3 * * 1", description="its schedule, KFP cron (6 fields, seconds first): Mondays 03:00"
+    )
+    reference_ingest_uri: str = Field(
+        "s3://hypomimia/work/ingest", description="ingest folder of the training data (the reference)"
+    )
+    reference_tubes_uri: str = Field(
+        "s3://hypomimia/work/facetubes", description="facetubes folder of the training data"
+    )
+    prediction_log_uri: str = Field(
+        "s3://hypomimia/predictions", description="the serving prediction log folder (the current window)"
+    )
+    model_uri: str = Field(
+        "", description="folder holding the served model.pt (+ metadata.json); empty -> quality features only"
+    )
+    kfp_host: str = Field(
+        "http://ml-pipeline.kubeflow.svc.cluster.local:8888",
+        description="KFP API the retrain step submits the training pipeline to (in-cluster address)",
+    )
+    training_package: str = Field(
+        "/opt/hypomimia/pipeline/hypomimia_pipeline.yaml",
+        description="compiled training pipeline the retrain step submits (the image ships the checked-in one)",
+    )
 
     @model_validator(mode="after")
     def _sane(self) -> "MonitorConfig":
         if self.min_window > self.max_reference:
             raise ValueError("min_window must not exceed max_reference")
+        if len(self.cron.split()) != 6:
+            raise ValueError(
+                f"cron {self.cron!r} must have 6 fields, seconds first (KFP), e.g. '0 0 3 * * 1'"
+            )
         return self

@@ -49,3 +49,17 @@ def read_trigger(path: Path) -> dict[str, Any]:
             f"{path} is not a retrain trigger", "pass the retrain_trigger.json hypomimia monitor wrote"
         )
     return trigger
+
+
+def submit(trigger: dict[str, Any], host: str, package: Path, experiment: str = "hypomimia") -> str:
+    """Start one run of the compiled training pipeline ``package`` on the KFP API at ``host``; the run
+    is named after the trigger's drivers. Returns the run id."""
+    from hypomimia import pipeline_runner as runner
+
+    if not Path(package).is_file():
+        raise UserError(
+            f"the training pipeline package {package} does not exist",
+            "compile it (hypomimia pipeline compile) or set monitor.training_package",
+        )
+    name = f"retrain-{'-'.join(trigger['drivers'][:3]) or 'drift'}"[:60]
+    return runner.submit(Path(package), runner.ClusterOptions(host=host, experiment=experiment), name)

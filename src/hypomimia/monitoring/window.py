@@ -109,3 +109,17 @@ def from_prediction_log(records: list) -> pd.DataFrame:
 
 def time_window(until: datetime, days: float) -> tuple[datetime, datetime]:
     return until - pd.Timedelta(days=days).to_pytimedelta(), until
+
+
+def snapshot_log(store: Path, out_dir: Path, until: datetime, days: float) -> tuple[int, datetime, datetime]:
+    """Copy the prediction-log records of ``[until - days, until)`` into ``out_dir`` (same daily JSONL
+    layout): the window a scheduled monitor run judged, kept as its own artifact. Returns
+    (records, since, until)."""
+    from hypomimia.inference import prediction_log as plog
+
+    since, until = time_window(until, days)
+    records = plog.read(store, since, until)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    for record in records:
+        plog.append(record, out_dir)
+    return len(records), since, until
