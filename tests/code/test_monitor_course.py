@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from hypomimia.config.monitor import MonitorConfig
 from hypomimia.monitoring.course import IDENTITY, PROBABILITY, courses, retest_sd, session_order
@@ -27,6 +28,24 @@ def test_rising_patient_alerts_and_stable_patient_does_not():
     assert flat["alerts"] == [] and flat["trend"] == "flat"
     lo, hi = up["sessions"][0]["ci"]
     assert lo < up["sessions"][0]["score"] < hi
+
+
+def test_a_steady_progression_alerts_as_a_trend_when_no_single_step_does():
+    # steps of 0.8 retest SDs (3 clips a session): inside every step limit (3 x sd x sqrt(2/3) = 2.45 sd)
+    clips = pd.concat(
+        [_clips("slow", [0.0, 0.08, 0.16, 0.24, 0.32], 3, 0.1, 3), _clips("still", [0.3] * 5, 3, 0.1, 4)]
+    )
+    result = courses(clips, MonitorConfig(course_min_change=0.05), IDENTITY)
+    slow, still = result["patients"]["slow"], result["patients"]["still"]
+    assert not [a for a in slow["alerts"] if a["kind"] == "step"], slow["alerts"]
+    trend = [a for a in slow["alerts"] if a["kind"] == "trend"]
+    assert (
+        len(trend) == 1
+        and trend[0]["direction"] == "up"
+        and trend[0]["change"] == pytest.approx(0.32, abs=0.1)
+    )
+    assert slow["trend"] == "rising" and slow["slope_z"] > 3
+    assert still["alerts"] == [] and still["trend"] == "flat"
 
 
 def test_probability_scale_and_no_spread_without_repeats():

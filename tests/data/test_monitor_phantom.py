@@ -24,7 +24,6 @@ from tests.helpers_pipeline import FakeKFP
 pytestmark = pytest.mark.filterwarnings("ignore:This client only works:FutureWarning")
 ING = IngestConfig(folds=2, workers=1)
 TUBES = FacetubesConfig(workers=1)
-CFG = MonitorConfig(min_window=5)
 
 
 def _prepare(folder, manifest):
@@ -37,7 +36,7 @@ def _prepare(folder, manifest):
 def windows(tmp_path_factory):
     root = tmp_path_factory.mktemp("monitor")
     ref = phantom.run(tiny(subjects=8, seed=0), root / "ref" / "data", progress=False)
-    cur = phantom.run(tiny(subjects=6, seed=1), root / "same" / "data", progress=False)
+    cur = phantom.run(tiny(subjects=5, seed=1), root / "same" / "data", progress=False)
     changed = apply_to_folder(root / "same" / "data", root / "camera" / "data", CHANGES["camera"], fps=25)
     return {
         "ref": _prepare(root / "ref", ref.manifest),
@@ -47,25 +46,9 @@ def windows(tmp_path_factory):
     }
 
 
-def test_camera_change_drifts_and_fresh_subjects_do_not(windows, tmp_path):
-    ref = windows["ref"]
-    same = stage.run(
-        CFG, *ref, tmp_path / "same", current_ingest=windows["same"][0], current_tubes=windows["same"][1]
-    )
-    assert same.decision.outcome == "ok" and same.trigger is None, same.decision
-    cam = stage.run(
-        CFG, *ref, tmp_path / "cam", current_ingest=windows["camera"][0], current_tubes=windows["camera"][1]
-    )
-    assert cam.decision.outcome == "retrain", cam.decision
-    assert {"width", "height"} <= set(cam.decision.drivers)
-    assert (tmp_path / "cam" / "drift.html").stat().st_size > 100_000
-    trigger = json.loads(cam.trigger.read_text())
-    assert trigger["drivers"] == cam.decision.drivers and trigger["data_uri"].endswith("ingest")
-    report = json.loads((tmp_path / "cam" / "monitor.json").read_text())
-    assert report["decision"]["outcome"] == "retrain" and report["files"]["html"] == "drift.html"
-
-
-def test_retrain_submits_to_kfp_and_ok_submits_nothing(windows, tmp_path, monkeypatch, repo_root):
+def test_camera_change_retrains_and_submits_fresh_subjects_do_not(windows, tmp_path, monkeypatch, repo_root):
+    """`hypomimia monitor --submit`: the same camera -> ok, nothing submitted; a camera change ->
+    retrain, a trigger naming the columns, one run on the (fake) KFP server with the current data."""
     monkeypatch.setenv("HOME", str(tmp_path))  # kfp.Client reads ~/.config/kfp/context.json
     ref_ing, ref_tubes = windows["ref"]
     package = repo_root / "pipeline" / "hypomimia_pipeline.yaml"
@@ -79,8 +62,23 @@ def test_retrain_submits_to_kfp_and_ok_submits_nothing(windows, tmp_path, monkey
             res = CliRunner().invoke(_app, args)
             assert res.exit_code == 0, res.output + repr(res.exception)
             assert len(fake.runs) == expected_runs, res.output
+            if name == "same":
+                assert "decision: ok" in res.output and "nothing submitted" in res.output
         assert "submitted" in res.output and "decision: retrain" in res.output
-        assert "nothing submitted" not in res.output
+        run = next(iter(fake.runs.values()))
+        assert run["display_name"].startswith("retrain-")
+    same = json.loads((tmp_path / "same" / "monitor.json").read_text())
+    assert same["decision"]["outcome"] == "ok" and not (tmp_path / "same" / "retrain_trigger.json").exists()
+    cam = json.loads((tmp_path / "camera" / "monitor.json").read_text())
+    assert cam["decision"]["outcome"] == "retrain" and cam["files"]["html"] == "drift.html"
+    assert {"width", "height"} <= set(cam["decision"]["drivers"])
+    assert (tmp_path / "camera" / "drift.html").stat().st_size > 100_000
+    trigger = json.loads((tmp_path / "camera" / "retrain_trigger.json").read_text())
+    assert trigger["drivers"] == cam["decision"]["drivers"] and trigger["data_uri"] == str(
+        windows["camera"][0]
+    )
+    drift = json.loads((tmp_path / "camera" / "drift.json").read_text())
+    assert "hypomimia_index" in drift["population"]  # who is filmed is monitored too, model-free
 
 
 def _params(tmp_path):
@@ -90,14 +88,17 @@ def _params(tmp_path):
 
 
 def test_known_answer_patient_course(tmp_path):
+    # UPDRS 3.2 rising 0 -> 1 -> 2 -> 3 over four sessions (3 clips each); a patient stable at 2
     cfg = tiny(workers=1)
-    visits = course(900, [0, 3], 4) + course(901, [2, 2], 4)
+    visits = course(900, [0, 1, 2, 3], 3) + course(901, [2, 2, 2], 2)
     manifest = render_visits(cfg, visits, tmp_path / "data")
     ing, tubes = _prepare(tmp_path, manifest)
     result = stage.run_patients(MonitorConfig(), ing, tubes, tmp_path / "patients")
     rising, stable = result["patients"]["ph_s900"], result["patients"]["ph_s901"]
-    assert rising["trend"] == "rising" and [a["direction"] for a in rising["alerts"]] == ["up"], result
-    assert stable["alerts"] == [], result
+    assert rising["trend"] == "rising" and rising["alerts"], result
+    assert {a["direction"] for a in rising["alerts"]} == {"up"}
+    assert any(a["from"] == "s1" and a["to"] == "s4" for a in rising["alerts"]), rising["alerts"]
+    assert stable["alerts"] == [] and stable["trend"] == "flat", result
     assert (tmp_path / "patients" / "patients" / "ph_s900.png").is_file()
 
 

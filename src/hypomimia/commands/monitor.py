@@ -62,6 +62,9 @@ def monitor(
     package: Annotated[
         Path | None, typer.Option(help="compiled training pipeline (default: compile)")
     ] = None,
+    max_reference: Annotated[
+        int | None, typer.Option(help="reference videos used (default monitor.max_reference)", min=20)
+    ] = None,
 ) -> None:
     """Compare a current window with the training data; decide ok | warn | retrain (docs/monitoring.md)."""
     if ctx.invoked_subcommand is not None:
@@ -74,6 +77,8 @@ def monitor(
 
         uri = tracking_uri or default_tracking_uri()
     cfg = load_params(params).monitor
+    if max_reference is not None:
+        cfg = cfg.model_copy(update={"max_reference": max_reference})
     r = run(
         cfg, reference_ingest, reference_tubes, out, current_ingest=ingest, current_tubes=tubes,
         prediction_log=prediction_log, until=until, model=_model(model, use_model), data_uri=data_uri,
@@ -92,7 +97,7 @@ def print_summary(r) -> None:
     for col in ("test", "reference", "current", "p / score", "drift"):
         table.add_column(col, justify="left" if col == "test" else "right")
     mark = {True: "[red]DRIFT[/red]", False: "[green]no[/green]"}
-    for col, v in s.get("quality", {}).items():
+    for col, v in (s.get("quality", {}) | s.get("population", {})).items():
         p = "const" if not v["tested"] else f"{v['p_value']:.2g}" if v["p_value"] is not None else "n/a"
         table.add_row(
             col, f"{v['reference_median']:.4g}", f"{v['current_median']:.4g}", p, mark[v["drifted"]]
@@ -187,8 +192,7 @@ def patients(
         table.add_column(col)
     for patient, c in result["patients"].items():
         alerts = (
-            "; ".join(f"{a['from']}->{a['to']} {a['direction']} {a['change']:+.2f}" for a in c["alerts"])
-            or "-"
+            "; ".join(f"{a['kind']} {a['from']}->{a['to']} {a['change']:+.2f}" for a in c["alerts"]) or "-"
         )
         sessions = " ".join(f"{s['session']}:{s['score']:.2f}" for s in c["sessions"])
         table.add_row(patient, sessions, c["trend"], f"{c['slope_per_session']:+.3f}", alerts)
@@ -202,6 +206,27 @@ def patients(
     console.print(
         f"  report  {out / 'patients.json'}; plots {out / 'patients'}/", highlight=False, soft_wrap=True
     )
+
+
+@monitor_app.command("camera")
+def camera(
+    src: Annotated[Path, typer.Argument(help="folder with manifest.csv + videos (e.g. a phantom)")],
+    dst: Annotated[Path, typer.Argument(help="output folder: the same videos through another camera")],
+    change: Annotated[
+        str, typer.Option(help="blur | dark | lowres | compression | camera (all, milder)")
+    ] = "camera",
+    fps: Annotated[int, typer.Option(help="frame rate of the re-encoded videos")] = 25,
+) -> None:
+    """Re-encode a video folder as another camera would record it: a known drift (demo, benchmark)."""
+    from hypomimia.errors import UserError
+    from hypomimia.phantom.camera import CHANGES, apply_to_folder
+
+    if change not in CHANGES:
+        raise UserError(f"--change {change!r} is not a camera change", f"use one of: {', '.join(CHANGES)}")
+    if not (src / "manifest.csv").is_file():
+        raise UserError(f"{src} has no manifest.csv", "pass a folder written by hypomimia phantom")
+    manifest = apply_to_folder(src, dst, CHANGES[change], fps=fps)
+    console.print(f"[green]camera[/green] {change}: {CHANGES[change]} -> {manifest}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,11 +7,21 @@ where a session's clips scatter about evenly whatever the level:
   session with at least ``monitor.course_min_clips`` clips (all patients pooled: the measurement's
   own noise, not a patient's disease);
 * a session's score: the mean of its clips, CI = mean +- 1.96 sd_retest / sqrt(n);
-* change alert between consecutive sessions, and between the first session (baseline) and each
-  later one: |difference| > ``course_z`` x sd_retest x
-  sqrt(1/n1 + 1/n2) (beyond what repeated clips of one session differ by), and at least
-  ``course_min_change`` on the reported scale;
-* trend: least-squares slope per session and the Spearman correlation of score with session order.
+* change alerts, each at ``course_z`` standard errors (z = 3: 0.3 % two-sided per comparison under
+  normal noise) and at least ``course_min_change`` on the reported scale:
+  - **step**: two consecutive sessions differ by more than z x sd_retest x sqrt(1/n1 + 1/n2)
+    (beyond what repeated clips of one session differ by): an abrupt change;
+  - **baseline**: a later session differs from the first session by as much: a change that has
+    accumulated over several visits;
+  - **trend**: the slope of the session means over session order (weighted least squares, clip
+    counts as weights) exceeds z x its standard error, sd_retest / sqrt(sum n_k (k - k_bar)^2),
+    and the fitted change from first to last session is at least ``course_min_change``. A steady
+    progression (0 -> 1 -> 2 -> 3) whose single steps each stay inside the step limit still
+    alerts here: the slope pools every session, so its standard error shrinks with the course's
+    length, where a pairwise comparison only ever uses two sessions;
+* trend: ``rising`` / ``falling`` when that slope is significant at 5 % (|t| > 1.96), else
+  ``flat``; without a retest spread (no repeated clips), the sign of the slope when the Spearman
+  correlation of score with session order exceeds 0.5 in size.
 
 Without any session of ``course_min_clips`` clips the spread is unknown: courses are reported,
 alerts are not (the summary says so).
@@ -102,38 +112,67 @@ def _one_patient(part: pd.DataFrame, sd: float | None, scale: Scale, cfg: Monito
             "session": name, "n": n, "z": mean, "score": float(scale.back(mean)),
             "ci": [float(scale.back(mean - half)), float(scale.back(mean + half))] if sd is not None else None,
         })  # fmt: skip
-    alerts = []
-    # consecutive sessions, and each later session against the first (a slow decline shows there)
-    pairs = list(zip(sessions, sessions[1:], strict=False)) + [(sessions[0], b) for b in sessions[2:]]
-    for a, b in pairs:
-        if sd is None:
-            break
-        limit = cfg.course_z * sd * math.sqrt(1 / a["n"] + 1 / b["n"])
-        delta = b["z"] - a["z"]
-        if abs(delta) > limit and abs(b["score"] - a["score"]) >= cfg.course_min_change:
-            alerts.append({
-                "from": a["session"], "to": b["session"], "direction": "up" if delta > 0 else "down",
-                "change": b["score"] - a["score"], "z": abs(delta) / (sd * math.sqrt(1 / a["n"] + 1 / b["n"])),
-            })  # fmt: skip
+    alerts = [] if sd is None else _pair_alerts(sessions, sd, cfg)
     zs = np.array([s["z"] for s in sessions])
+    n = np.array([s["n"] for s in sessions], dtype=float)
     k = np.arange(len(zs), dtype=float)
-    slope = float(np.polyfit(k, zs, 1)[0]) if len(zs) >= 2 else float("nan")
+    slope, se = _weighted_slope(k, zs, n, sd)
     rho = float(pd.Series(zs).corr(pd.Series(k), method="spearman")) if len(zs) >= 3 else float("nan")
-    for s in sessions:
-        s.pop("z")
+    t = slope / se if se and se > 0 else float("nan")
     if len(zs) < 2:
         trend = "n/a"
-    elif len(zs) == 2:  # no rank correlation of two points: the sign of the change
+    elif sd is not None and se > 0:  # a slope beyond the measurement's own noise, at 5 %
+        trend = "rising" if t > 1.96 else "falling" if t < -1.96 else "flat"
+    elif len(zs) == 2:  # no spread, no rank correlation of two points: the sign of the change
         trend = "rising" if slope > 0 else "falling"
     else:
         trend = "rising" if slope > 0 and rho > 0.5 else "falling" if slope < 0 and rho < -0.5 else "flat"
+    if sd is not None and len(zs) >= 3 and abs(t) > cfg.course_z:
+        fitted = np.average(zs, weights=n) + slope * (k[[0, -1]] - np.average(k, weights=n))
+        change = float(scale.back(fitted[1]) - scale.back(fitted[0]))
+        if abs(change) >= cfg.course_min_change:
+            alerts.append({
+                "kind": "trend", "from": sessions[0]["session"], "to": sessions[-1]["session"],
+                "direction": "up" if slope > 0 else "down", "change": change, "z": abs(t),
+            })  # fmt: skip
+    for s in sessions:
+        s.pop("z")
     return {
         "sessions": sessions,
         "slope_per_session": slope,
+        "slope_z": t,
         "spearman": rho,
         "trend": trend,
         "alerts": alerts,
     }
+
+
+def _pair_alerts(sessions: list[dict], sd: float, cfg: MonitorConfig) -> list[dict]:
+    """Step alerts (consecutive sessions) and baseline alerts (first session vs each later one)."""
+    pairs = [("step", a, b) for a, b in zip(sessions, sessions[1:], strict=False)]
+    pairs += [("baseline", sessions[0], b) for b in sessions[2:]]  # s1 vs s2 is already a step
+    alerts = []
+    for kind, a, b in pairs:
+        se = sd * math.sqrt(1 / a["n"] + 1 / b["n"])
+        delta = b["z"] - a["z"]
+        change = b["score"] - a["score"]
+        if abs(delta) > cfg.course_z * se and abs(change) >= cfg.course_min_change:
+            alerts.append({
+                "kind": kind, "from": a["session"], "to": b["session"], "direction": "up" if delta > 0 else "down",
+                "change": change, "z": abs(delta) / se,
+            })  # fmt: skip
+    return alerts
+
+
+def _weighted_slope(k: np.ndarray, z: np.ndarray, n: np.ndarray, sd: float | None) -> tuple[float, float]:
+    """Least-squares slope of session means on session order, weighted by clips per session, and its
+    standard error from the retest spread (nan without one)."""
+    if len(z) < 2:
+        return float("nan"), float("nan")
+    kbar = np.average(k, weights=n)
+    sxx = float((n * (k - kbar) ** 2).sum())
+    slope = float((n * (k - kbar) * (z - np.average(z, weights=n))).sum() / sxx)
+    return slope, (sd / math.sqrt(sxx) if sd is not None else float("nan"))
 
 
 def plot(patient: str, course: dict[str, Any], path: Path, score_name: str) -> Path:

@@ -1,7 +1,7 @@
 """From drift tests to an outcome: ``ok | warn | retrain`` and the columns that drove it.
 
 * ``retrain``: the model's own view moved (its probabilities, its label shares or its embedding
-  drifted), or at least ``monitor.retrain_columns`` quality features drifted;
+  drifted), the population moved (the model-free hypomimia index drifted), or at least ``monitor.retrain_columns`` quality features drifted;
 * ``warn``: fewer quality features drifted and the model's outputs held steady (e.g. one camera
   setting changed: look at it, retraining is not yet called for);
 * ``ok``: nothing drifted at the window's per-test level;
@@ -43,6 +43,13 @@ def decide(summary: dict[str, Any], cfg: MonitorConfig) -> Decision:
             f"{col}: median {v['reference_median']:.4g} -> {v['current_median']:.4g} (K-S p={_p(v['p_value'])})"
         )
     model_side = []
+    for col, v in (summary.get("population") or {}).items():
+        if v.get("drifted"):
+            model_side.append(col)
+            reasons.append(
+                f"{col}: median {v['reference_median']:.4g} -> {v['current_median']:.4g} "
+                f"(K-S p={_p(v['p_value'])}): the patients differ from the training cohort"
+            )
     pred = summary.get("prediction") or {}
     if pred.get("p_pd", {}).get("drifted"):
         v = pred["p_pd"]

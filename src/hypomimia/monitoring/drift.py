@@ -6,6 +6,7 @@ window, so a same-distribution window raises any alarm with probability <= alpha
 * one two-sample K-S test per quality feature (face size, blur, brightness, pose ranges, tube
   frames, fps, resolution, duration, face-found ratio); columns constant and equal in both tables
   are shown but not tested;
+* population drift: K-S on the model-free hypomimia index of the tubes (who is filmed, not how);
 * prediction drift: K-S on the calibrated ``p_pd``; chi-square on the label shares (pd, control,
   uncertain), which is where a rising ``uncertain`` share shows;
 * embedding drift: MMD between the model's descriptors, its null from Evidently's bootstrap
@@ -32,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from hypomimia.config.monitor import MonitorConfig
-from hypomimia.monitoring.window import QUALITY_COLUMNS, embedding_columns
+from hypomimia.monitoring.window import POPULATION_COLUMNS, QUALITY_COLUMNS, embedding_columns
 
 log = logging.getLogger(__name__)
 LABELS = ("control", "pd", "uncertain")
@@ -47,7 +48,7 @@ class DriftOutcome:
 def _testable(reference: pd.DataFrame, current: pd.DataFrame) -> tuple[list[str], list[str]]:
     """(quality columns to test, columns shown only): present in both; constant-and-equal ones are not tested."""
     tested, shown = [], []
-    for col in QUALITY_COLUMNS:
+    for col in QUALITY_COLUMNS + POPULATION_COLUMNS:
         if col not in reference or col not in current:
             continue
         r, c = reference[col].dropna(), current[col].dropna()
@@ -112,12 +113,13 @@ def compare(reference: pd.DataFrame, current: pd.DataFrame, cfg: MonitorConfig) 
         "tests": m,
         "per_test_alpha": level,
         "quality": {},
+        "population": {},
         "prediction": {},
         "embedding": None,
     }
     for col in tested + shown:
         v = values.get(col, {})
-        summary["quality"][col] = {
+        summary["population" if col in POPULATION_COLUMNS else "quality"][col] = {
             "tested": col in tested,
             "p_value": v.get("score"),
             "drifted": bool(col in tested and v.get("drifted")),

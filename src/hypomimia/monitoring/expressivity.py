@@ -27,7 +27,10 @@ def expressivity(landmarks: np.ndarray, valid: np.ndarray) -> float:
     if len(lm) < 4:
         return float("nan")
     iod = inter_ocular(lm)
-    return float(np.subtract(*np.percentile(mouth_width(lm) / iod, [95, 5])))
+    seen = iod > 0  # frames without landmark geometry (all zeros) carry no expression
+    if seen.sum() < 4:
+        return float("nan")
+    return float(np.subtract(*np.percentile(mouth_width(lm[seen]) / iod[seen], [95, 5])))
 
 
 def hypomimia_index(tube: Path) -> float:

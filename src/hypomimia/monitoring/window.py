@@ -23,6 +23,9 @@ QUALITY_COLUMNS = tuple(
     FEATURES
 )  # face size, blur, brightness, pose ranges, frames, fps, resolution, duration
 ID_COLUMNS = ("video_id", "subject_ref", "session", "time")
+# Who is in front of the camera, not how it records: the model-free hypomimia index of each tube
+# (monitoring.expressivity). A window of more severe patients moves it with the camera unchanged.
+POPULATION_COLUMNS = ("hypomimia_index",)
 
 
 def embedding_columns(df: pd.DataFrame) -> list[str]:
@@ -52,7 +55,17 @@ def batch_table(ingest_dir: Path, tubes_dir: Path, video_ids: set[str] | None = 
     )
     for name, (_, column, _) in FEATURES.items():
         out[name] = pd.to_numeric(table[column], errors="coerce") if column in table else np.nan
+    out["hypomimia_index"] = [_index(Path(t)) for t in out["tube"]]
     return out.sort_values("video_id", ignore_index=True)
+
+
+def _index(tube: Path) -> float:
+    from hypomimia.monitoring.expressivity import hypomimia_index
+
+    try:
+        return hypomimia_index(tube)
+    except (OSError, KeyError, ValueError):  # an unreadable tube: no index, the scorer names the file
+        return float("nan")
 
 
 def training_ids(ingest_dir: Path, repeat: int = 0) -> pd.DataFrame:

@@ -227,7 +227,7 @@ def _log_mlflow(tracking_uri: str, decision: Decision, summary: dict, window: di
             }
         )
         metrics = {"videos": float(window.get("videos", 0)), "retrain": float(decision.outcome == "retrain")}
-        for col, v in summary.get("quality", {}).items():
+        for col, v in (summary.get("quality", {}) | summary.get("population", {})).items():
             if v.get("p_value") is not None:
                 metrics[f"p_value.{col}"] = float(v["p_value"])
         if summary.get("embedding"):
