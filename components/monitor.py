@@ -68,10 +68,23 @@ def monitor(
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def retrain(drift: Input[Dataset], host: str, training_package: str, experiment: str) -> str:
     """Start the training pipeline (``training_package``, compiled) on the KFP API at ``host``, for the
-    retrain trigger the monitor wrote. Returns the run id."""
+    retrain trigger the monitor wrote (``hypomimia monitor submit``). Returns the run id."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import tempfile
     from pathlib import Path
 
-    from hypomimia.monitoring.trigger import TRIGGER_NAME, read_trigger, submit
+    from hypomimia.monitoring.trigger import TRIGGER_NAME
 
-    trigger = read_trigger(Path(drift.path) / TRIGGER_NAME)
-    return submit(trigger, host, Path(training_package), experiment)
+    # A child process: inside a running component kfp is in runtime mode (_KFP_RUNTIME=true), where
+    # importing its client fails (kfp.Client is not exported; kfp.client hits a circular import).
+    env = {k: v for k, v in os.environ.items() if k != "_KFP_RUNTIME"}
+    record = Path(tempfile.mkdtemp()) / "run.json"
+    subprocess.run(
+        [sys.executable, "-m", "hypomimia", "monitor", "submit", str(Path(drift.path) / TRIGGER_NAME), "--host", host,
+         "--package", training_package, "--experiment", experiment, "--record", str(record)],
+        env=env, check=True,
+    )  # fmt: skip
+    return json.loads(record.read_text(encoding="utf-8"))["run_id"]

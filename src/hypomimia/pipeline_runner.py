@@ -311,11 +311,11 @@ class ClusterOptions:
 
 
 def _client(opts: ClusterOptions):
-    import kfp
+    # kfp.client, not kfp.Client: inside a running component (_KFP_RUNTIME=true) kfp does not export
+    # Client, and the monitor pipeline's retrain step submits from there.
+    from kfp.client import Client
 
-    return kfp.Client(
-        host=opts.host, namespace=opts.namespace, existing_token=opts.token, cookies=opts.cookies
-    )
+    return Client(host=opts.host, namespace=opts.namespace, existing_token=opts.token, cookies=opts.cookies)
 
 
 def submit(

@@ -4,6 +4,7 @@
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,35 @@ def test_the_training_dag_still_needs_a_cron_and_unknown_pipelines_are_refused(
         res = CliRunner().invoke(_app, ["pipeline", "schedule", "--pipeline", "nightly", "--host", fake.url])
         assert res.exit_code != 0 and "main, monitor" in str(res.exception.fix)
         assert fake.requests == []
+
+
+def test_the_pipeline_runs_locally_and_a_drifted_week_starts_training(
+    params, tmp_path, monkeypatch, repo_root
+):
+    """kfp.local: log snapshot -> monitor -> (retrain) -> one run on the fake KFP server, submitted from
+    inside the component (its own process, as on a cluster)."""
+    from kfp import local
+
+    from hypomimia.pipeline_runner import _importable, build_monitor
+    from hypomimia.validation.synthetic import make_dataset
+    from tests.code.test_monitor_prediction_log import UNTIL, _log
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    ingest, tubes = make_dataset(tmp_path / "ref", n_subjects=24, videos_per_subject=2)
+    store = _log(tmp_path / "log", seed=2, shifted_last_week=True)
+    pipe = build_monitor(apply_overrides(params, ["monitor.min_window=10"]), repo_root)
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "kfp"),
+               raise_on_error=True)  # fmt: skip
+    with FakeKFP() as fake, _importable(repo_root), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module=r"kfp\.local")  # images and resources do nothing locally
+        task = pipe(prediction_log_uri=str(store), reference_ingest_uri=str(ingest), reference_tubes_uri=str(tubes),
+                    until=UNTIL.isoformat(), mlflow_tracking_uri="", kfp_host=fake.url,
+                    training_package=str(repo_root / "pipeline" / "hypomimia_pipeline.yaml"))  # fmt: skip
+    assert task.output == "retrain"
+    (run,) = fake.runs.values()
+    assert run["display_name"] == "retrain-blur_mean-brightness_mean"
+    assert run["pipeline_spec"]["pipeline_spec"]["pipelineInfo"]["name"] == "hypomimia"
+    (window,) = (tmp_path / "kfp").glob("*/current-window/window")
+    assert (
+        len(list(window.glob("predictions-*.jsonl"))) == 7
+    )  # the 7 days before --until, kept as an artifact

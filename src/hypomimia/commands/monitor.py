@@ -148,7 +148,9 @@ def _submit(r, host: str, package: Path | None, params: Path) -> None:
     )
 
 
-def submit_trigger(trigger: dict, host: str, package: Path | None, params: Path) -> str:
+def submit_trigger(
+    trigger: dict, host: str, package: Path | None, params: Path, experiment: str = "hypomimia"
+) -> str:
     """Start the training pipeline with pipeline.data_uri = the trigger's data (compiled unless --package)."""
     import tempfile
 
@@ -159,7 +161,7 @@ def submit_trigger(trigger: dict, host: str, package: Path | None, params: Path)
         overrides = [f"pipeline.data_uri={trigger['data_uri']}"] if trigger.get("data_uri") else []
         cfg = runner.apply_overrides(load_params(params), overrides)
         package = runner.compile_pipeline(cfg, Path(tempfile.mkdtemp()) / "pipeline.yaml")
-    return submit(trigger, host, package)
+    return submit(trigger, host, package, experiment)
 
 
 @monitor_app.command("patients")
@@ -205,6 +207,32 @@ def patients(
     )
     console.print(
         f"  report  {out / 'patients.json'}; plots {out / 'patients'}/", highlight=False, soft_wrap=True
+    )
+
+
+@monitor_app.command("submit")
+def submit(
+    trigger: Annotated[Path, typer.Argument(help="retrain_trigger.json written by hypomimia monitor")],
+    host: Annotated[str, typer.Option(envvar="KF_PIPELINES_ENDPOINT", help="KFP API URL")],
+    package: Annotated[
+        Path | None,
+        typer.Option(help="compiled training pipeline (default: compile with the trigger's data)"),
+    ] = None,
+    experiment: Annotated[str, typer.Option(help="KFP experiment")] = "hypomimia",
+    params: Annotated[Path, typer.Option(help="params file (when compiling)")] = Path("params.yaml"),
+    record: Annotated[Path | None, typer.Option(help="write {run_id, trigger} here as JSON")] = None,
+) -> None:
+    """Start the training pipeline for a retrain trigger (what --submit and the monitor pipeline do)."""
+    import json
+
+    from hypomimia.monitoring.trigger import read_trigger
+
+    data = read_trigger(trigger)
+    run_id = submit_trigger(data, host, package, params, experiment)
+    if record is not None:
+        record.write_text(json.dumps({"run_id": run_id, "trigger": str(trigger)}) + "\n", encoding="utf-8")
+    console.print(
+        f"[green]submitted[/green] retraining run {run_id} ({', '.join(data['drivers']) or 'drift'})"
     )
 
 
