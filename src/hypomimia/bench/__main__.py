@@ -17,6 +17,7 @@ from pathlib import Path
 from hypomimia.logs import setup_logging
 
 BENCHES: list[str] = ["facetubes", "ingest", "validate", "explain", "pipeline", "phantom", "train"]
+BENCHES += ["monitor"]  # issue 16: drift false alarms and detection, patient-course alerts
 
 
 def _table(rows: list[dict]) -> str:
