@@ -35,8 +35,8 @@ def _prepare(folder, manifest):
 @pytest.fixture(scope="module")
 def windows(tmp_path_factory):
     root = tmp_path_factory.mktemp("monitor")
-    ref = phantom.run(tiny(subjects=8, seed=0), root / "ref" / "data", progress=False)
-    cur = phantom.run(tiny(subjects=5, seed=1), root / "same" / "data", progress=False)
+    ref = phantom.run(tiny(subjects=8, seed=0, workers=2), root / "ref" / "data", progress=False)
+    cur = phantom.run(tiny(subjects=5, seed=1, workers=2), root / "same" / "data", progress=False)
     changed = apply_to_folder(root / "same" / "data", root / "camera" / "data", CHANGES["camera"], fps=25)
     return {
         "ref": _prepare(root / "ref", ref.manifest),
@@ -89,7 +89,7 @@ def _params(tmp_path):
 
 def test_known_answer_patient_course(tmp_path):
     # UPDRS 3.2 rising 0 -> 1 -> 2 -> 3 over four sessions (3 clips each); a patient stable at 2
-    cfg = tiny(workers=1)
+    cfg = tiny(workers=2)  # both cores of a CI runner render
     visits = course(900, [0, 1, 2, 3], 3) + course(901, [2, 2, 2], 2)
     manifest = render_visits(cfg, visits, tmp_path / "data")
     ing, tubes = _prepare(tmp_path, manifest)

@@ -52,7 +52,9 @@ def _sizes(quick: bool) -> dict:
         return {"reference": 16, "same": 16, "shifted": 12, "severe": 12, "windows": 5, "window_sizes": (6,),
                 "stable": 2, "clips": 2, "draws": 5}  # fmt: skip
     return {"reference": 100, "same": 100, "shifted": 40, "severe": 120, "windows": 25, "window_sizes": (20, 40, 60),
-            "stable": 4, "clips": 4, "draws": 25}  # fmt: skip
+            "stable": 4, "clips": 4, "draws": 25,
+            # larger windows for the population shift: more reference, no-shift and severe videos
+            "extra": {"reference": 100, "same": 100, "severe": 180}, "large_window_sizes": (100,)}  # fmt: skip
 
 
 def _phantom_cfg(**kw) -> PhantomConfig:
@@ -109,21 +111,40 @@ def build_pools(root: Path, sizes: dict) -> dict[str, pd.DataFrame]:
     return pools
 
 
+def build_large_pools(root: Path, sizes: dict, pools: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """reference, same and severe grown by ``sizes["extra"]`` fresh subjects (other seeds / subject ranges)."""
+    from hypomimia.phantom.visits import render_visits, severe_cohort
+    from hypomimia.stages import phantom
+
+    extra = sizes["extra"]
+    ref_cfg = _phantom_cfg(subjects=extra["reference"], seed=2)
+    same_cfg = _phantom_cfg(subjects=extra["same"], seed=3)
+    severe = severe_cohort(_phantom_cfg(seed=1), first_subject=6000, subjects=extra["severe"])
+    grown = {
+        "reference": _pool(root / "reference_extra", lambda d: phantom.run(ref_cfg, d, progress=False)),
+        "same": _pool(root / "same_extra", lambda d: phantom.run(same_cfg, d, progress=False)),
+        "severe": _pool(root / "severe_extra", lambda d: render_visits(_phantom_cfg(seed=1), severe, d)),
+    }
+    return {k: pd.concat([pools[k], v], ignore_index=True) for k, v in grown.items()}
+
+
 def _windows(pool: pd.DataFrame, size: int, count: int, seed: int) -> list[pd.DataFrame]:
     rng = np.random.default_rng(seed)
     size = min(size, len(pool))
     return [pool.iloc[np.sort(rng.choice(len(pool), size, replace=False))] for _ in range(count)]
 
 
-def drift_rates(pools: dict[str, pd.DataFrame], sizes: dict, cfg: MonitorConfig) -> list[dict]:
+def drift_rates(
+    pools: dict[str, pd.DataFrame], sizes: dict, cfg: MonitorConfig, window_sizes=None, scenarios=None
+) -> list[dict]:
     """Per scenario and window size: the alarm rate (warn or retrain), the retrain rate, what drove them."""
     from hypomimia.monitoring.decision import decide
     from hypomimia.monitoring.drift import compare
 
     reference = pools["reference"]
     results = []
-    for n in sizes["window_sizes"]:
-        for k, scenario in enumerate(("same", *SHIFTS, "severe")):
+    for n in window_sizes or sizes["window_sizes"]:
+        for k, scenario in enumerate(scenarios or ("same", *SHIFTS, "severe")):
             pool = pools[scenario]
             if 2 * n > len(pool):  # windows of more than half the pool would nearly all be the same videos
                 continue
@@ -136,6 +157,7 @@ def drift_rates(pools: dict[str, pd.DataFrame], sizes: dict, cfg: MonitorConfig)
             alarms = sum(o != "ok" for o in outcomes)
             results.append({
                 "scenario": scenario, "window": n, "windows": len(outcomes), "pool": len(pool),
+                "reference": len(reference),
                 "alarm_rate": alarms / len(outcomes), "retrain_rate": outcomes.count("retrain") / len(outcomes),
                 "drivers": dict(sorted(drivers.items(), key=lambda kv: -kv[1])),
             })  # fmt: skip
@@ -206,6 +228,11 @@ def run(out: Path, quick: bool) -> list[dict]:
     pools = build_pools(pool_root, sizes)
     t_pools = time.perf_counter() - t0
     drift = drift_rates(pools, sizes, cfg)
+    if "extra" in sizes:
+        t1 = time.perf_counter()
+        large = build_large_pools(pool_root, sizes, pools)
+        t_pools += time.perf_counter() - t1
+        drift += drift_rates(large, sizes, cfg, sizes["large_window_sizes"], ("same", "severe"))
     patients = patient_courses(pool_root, sizes, cfg)
     wall = time.perf_counter() - t0
     (out / "monitor.json").write_text(
@@ -216,26 +243,29 @@ def run(out: Path, quick: bool) -> list[dict]:
     rows = []
     for r in drift:
         what = "false-alarm rate" if r["scenario"] == "same" else "detection rate"
-        note = f"{r['windows']} windows of {r['window']} from a pool of {r['pool']}; drivers {r['drivers']}"
+        note = (f"{r['windows']} windows of {r['window']} from a pool of {r['pool']}, reference {r['reference']}; "
+                f"drivers {r['drivers']}")  # fmt: skip
         rows.append(_row(f"{r['scenario']}_n{r['window']}", r["alarm_rate"], "share", f"{what}; {note}"))
     rows.append(
         _row("rising_patient_alert_rate", patients["rising_alert_rate"], "share", "UPDRS 3.2 0->1->2->3")
     )
     rows.append(_row("stable_patient_false_alert_rate", patients["stable_false_alert_rate"], "share",
                      f"{patients['stable_courses']} stable courses, 4 sessions x {patients['clips_per_session']} clips"))  # fmt: skip
-    rows.append(_row("pools_s", t_pools, "s", "render + ingest + facetubes (0 when cached)"))
+    rows.append(
+        _row("pools_s", t_pools, "s", "render + ingest + facetubes of the pools (seconds when cached)")
+    )
     rows.append(_row("bench_wall", wall, "s", "whole benchmark"))
     return rows
 
 
 def _markdown(drift: list[dict], patients: dict, cfg: MonitorConfig) -> str:
     lines = [
-        "| scenario | window | windows | alarm rate | retrain rate | drivers (windows) |",
-        "|---|---|---|---|---|---|",
+        "| scenario | window | reference | windows | alarm rate | retrain rate | drivers (windows) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in drift:
         drivers = ", ".join(f"{k} {v}" for k, v in list(r["drivers"].items())[:4]) or "-"
-        lines.append(f"| {r['scenario']} | {r['window']} | {r['windows']} | {r['alarm_rate']:.2f} | "
+        lines.append(f"| {r['scenario']} | {r['window']} | {r['reference']} | {r['windows']} | {r['alarm_rate']:.2f} | "
                      f"{r['retrain_rate']:.2f} | {drivers} |")  # fmt: skip
     p = patients
     lines += [
