@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -74,11 +75,14 @@ def _prepare(folder: Path, manifest: Path) -> tuple[Path, Path]:
     return folder / "ingest", folder / "tubes"
 
 
-def _pool(folder: Path, render) -> pd.DataFrame:
-    """A pool's window table (quality features + hypomimia index), rendering it once."""
+def _pool(folder: Path, render, videos: int) -> pd.DataFrame:
+    """A pool's window table (quality features + hypomimia index), rendering it once. A cached pool of
+    another size (the sizes changed since) is rendered again."""
     from hypomimia.monitoring.window import batch_table
 
     manifest = folder / "data" / "manifest.csv"
+    if manifest.is_file() and len(manifest.read_text(encoding="utf-8").splitlines()) - 1 != videos:
+        shutil.rmtree(folder)
     if not manifest.is_file():
         render(folder / "data")
     return batch_table(*_prepare(folder, manifest))
@@ -92,11 +96,17 @@ def build_pools(root: Path, sizes: dict) -> dict[str, pd.DataFrame]:
     ref_cfg = _phantom_cfg(subjects=sizes["reference"], seed=0)
     same_cfg = _phantom_cfg(subjects=sizes["same"], seed=1)
     pools = {
-        "reference": _pool(root / "reference", lambda d: phantom.run(ref_cfg, d, progress=False)),
-        "same": _pool(root / "same", lambda d: phantom.run(same_cfg, d, progress=False)),
+        "reference": _pool(
+            root / "reference", lambda d: phantom.run(ref_cfg, d, progress=False), sizes["reference"]
+        ),
+        "same": _pool(root / "same", lambda d: phantom.run(same_cfg, d, progress=False), sizes["same"]),
     }
     # The camera changes see the first `shifted` videos of `same`: the same faces, re-encoded.
     base = root / "same_subset"
+    if (base / "manifest.csv").is_file() and len(
+        (base / "manifest.csv").read_text().splitlines()
+    ) - 1 != sizes["shifted"]:
+        shutil.rmtree(base)
     if not (base / "manifest.csv").is_file():
         base.mkdir(parents=True, exist_ok=True)
         lines = (root / "same" / "data" / "manifest.csv").read_text(encoding="utf-8").splitlines()
@@ -104,10 +114,11 @@ def build_pools(root: Path, sizes: dict) -> dict[str, pd.DataFrame]:
         (base / "videos").symlink_to((root / "same" / "data" / "videos").resolve())
     for shift in SHIFTS:
         pools[shift] = _pool(
-            root / shift, lambda d, s=shift: apply_to_folder(base, d, CHANGES[s], fps=same_cfg.fps, crf=same_cfg.crf)
+            root / shift, lambda d, s=shift: apply_to_folder(base, d, CHANGES[s], fps=same_cfg.fps, crf=same_cfg.crf),
+            sizes["shifted"],
         )  # fmt: skip
     severe = severe_cohort(same_cfg, first_subject=5000, subjects=sizes["severe"])
-    pools["severe"] = _pool(root / "severe", lambda d: render_visits(same_cfg, severe, d))
+    pools["severe"] = _pool(root / "severe", lambda d: render_visits(same_cfg, severe, d), sizes["severe"])
     return pools
 
 
@@ -121,9 +132,13 @@ def build_large_pools(root: Path, sizes: dict, pools: dict[str, pd.DataFrame]) -
     same_cfg = _phantom_cfg(subjects=extra["same"], seed=3)
     severe = severe_cohort(_phantom_cfg(seed=1), first_subject=6000, subjects=extra["severe"])
     grown = {
-        "reference": _pool(root / "reference_extra", lambda d: phantom.run(ref_cfg, d, progress=False)),
-        "same": _pool(root / "same_extra", lambda d: phantom.run(same_cfg, d, progress=False)),
-        "severe": _pool(root / "severe_extra", lambda d: render_visits(_phantom_cfg(seed=1), severe, d)),
+        "reference": _pool(
+            root / "reference_extra", lambda d: phantom.run(ref_cfg, d, progress=False), extra["reference"]
+        ),
+        "same": _pool(root / "same_extra", lambda d: phantom.run(same_cfg, d, progress=False), extra["same"]),
+        "severe": _pool(
+            root / "severe_extra", lambda d: render_visits(_phantom_cfg(seed=1), severe, d), extra["severe"]
+        ),
     }
     return {k: pd.concat([pools[k], v], ignore_index=True) for k, v in grown.items()}
 
@@ -177,13 +192,7 @@ def patient_courses(root: Path, sizes: dict, cfg: MonitorConfig) -> dict:
     visits = [v for s in rising_ids for v in course(s, [0, 1, 2, 3], clips)]
     visits += [v for s, u in stable.items() for v in course(s, [u] * sessions, clips)]
     cfg_ph = _phantom_cfg(subjects=2)
-    from hypomimia.monitoring.window import batch_table
-
-    folder = root / "patients"
-    manifest = folder / "data" / "manifest.csv"
-    if not manifest.is_file():
-        render_visits(cfg_ph, visits, folder / "data")
-    table = batch_table(*_prepare(folder, manifest))
+    table = _pool(root / "patients", lambda d: render_visits(cfg_ph, visits, d), len(visits))
     table["score"] = [hypomimia_index(Path(t)) for t in table["tube"]]
     rising = table[table["subject_ref"].isin([f"ph_s{s:03d}" for s in rising_ids])]
     still = table[~table.index.isin(rising.index)]
