@@ -29,6 +29,8 @@ COPY components /opt/hypomimia/components
 # The serving shell and the lock, for the serve-build component (hypomimia.inference.bento).
 COPY serving /opt/hypomimia/serving
 COPY requirements/requirements.lock.txt /opt/hypomimia/requirements/requirements.lock.txt
+# the monitor pipeline's retrain step submits this compiled training pipeline (monitor.training_package)
+COPY pipeline/hypomimia_pipeline.yaml /opt/hypomimia/pipeline/hypomimia_pipeline.yaml
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/opt/hypomimia \
     PYTHONUNBUFFERED=1 \

@@ -52,6 +52,7 @@ bench: setup  ## benchmarks -> bench/results.json + bench/results.md
 
 pipeline: setup  ## compile the KFP package pipeline/hypomimia_pipeline.yaml (commit it)
 	$(BIN)/hypomimia pipeline compile
+	$(BIN)/hypomimia pipeline compile --pipeline monitor  # pipeline/monitor_pipeline.yaml (issue 16)
 
 pipeline-local: setup  ## the whole DAG on this machine with kfp.local (a re-run with nothing changed is cached)
 	$(BIN)/hypomimia pipeline run --local

@@ -37,12 +37,16 @@ hm audit
 # The endpoint hospitals call: serve the model just trained, post one phantom clip, print the answer.
 bash scripts/serve_demo.sh
 
+# Drift monitoring (docs/monitoring.md): a clinic's new batch filmed with another camera, against the training data.
+bash scripts/demo_monitor.sh
+
 cat <<MSG
 
 demo done. Where to look:
   data docs (validation):  work/validate/data_docs/index.html
   model + metrics:         work/train/metrics.json, work/train/metadata.json
   explanations:            work/explain/explain.json, work/explain/figures/
+  drift report:            work/monitor/drift.html (decision: work/monitor/monitor.json)
   model card, lineage:     work/train/model_card/model_card.md, work/lineage/lineage.md
   MLflow UI:               make mlflow-ui   ->  http://127.0.0.1:5000  (experiment 'hypomimia')
 MSG

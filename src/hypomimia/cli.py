@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "serve",
     "lineage",
     "audit",
+    "monitor",
 ]
 
 _app = typer.Typer(

@@ -131,6 +131,34 @@ def compile_pipeline(params: Params, out: Path = PACKAGE_PATH, repo: Path | None
     return out
 
 
+# ---------------------------------------------------------------- the monitor pipeline (issue 16)
+
+MONITOR_PACKAGE_PATH = Path("pipeline/monitor_pipeline.yaml")
+PIPELINES = ("main", "monitor")  # `hypomimia pipeline compile|schedule --pipeline NAME`
+
+
+def build_monitor(params: Params, repo: Path | None = None):
+    """The scheduled monitor pipeline (``pipeline/monitor_pipeline.py``), imported from the checkout."""
+    load_dag_module(repo)  # puts the checkout on sys.path
+    return importlib.import_module("pipeline.monitor_pipeline").create_monitor_pipeline(params)
+
+
+def compile_named(name: str, params: Params, out: Path | None = None, repo: Path | None = None) -> Path:
+    """Compile ``main`` (the training DAG) or ``monitor``; deterministic like :func:`compile_pipeline`."""
+    if name not in PIPELINES:
+        raise UserError(f"no pipeline named {name!r}", f"use one of: {', '.join(PIPELINES)}")
+    if name == "main":
+        return compile_pipeline(params, out or PACKAGE_PATH, repo)
+    from kfp import compiler
+
+    out = out or MONITOR_PACKAGE_PATH
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.tmp.yaml")
+    compiler.Compiler().compile(build_monitor(params, repo), str(tmp))
+    os.replace(tmp, out)
+    return out
+
+
 # ---------------------------------------------------------------- local run (kfp.local)
 
 
@@ -283,11 +311,11 @@ class ClusterOptions:
 
 
 def _client(opts: ClusterOptions):
-    import kfp
+    # kfp.client, not kfp.Client: inside a running component (_KFP_RUNTIME=true) kfp does not export
+    # Client, and the monitor pipeline's retrain step submits from there.
+    from kfp.client import Client
 
-    return kfp.Client(
-        host=opts.host, namespace=opts.namespace, existing_token=opts.token, cookies=opts.cookies
-    )
+    return Client(host=opts.host, namespace=opts.namespace, existing_token=opts.token, cookies=opts.cookies)
 
 
 def submit(

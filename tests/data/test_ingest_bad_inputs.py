@@ -155,7 +155,9 @@ def test_cli_prints_the_summary(bad_folder, tmp_path):
     assert "unreadable_codec" in res.output
 
 
-def test_too_few_subjects_for_the_folds_is_a_user_error_after_writing_the_quarantine(tmp_path):
+def test_too_few_subjects_for_the_folds_ingests_without_folds_after_probing(tmp_path):
+    # Folds are a training concern: the batch is probed and accounted for, folds.parquet is empty,
+    # report.json says why (training then refuses it, see tests/data/test_monitor_phantom.py).
     for i in range(2):
         encode(tmp_path / f"v{i}.mp4", 12, seed=i)
     rows = [
@@ -165,13 +167,12 @@ def test_too_few_subjects_for_the_folds_is_a_user_error_after_writing_the_quaran
         {"video_id": "v3", "path": "gone.mp4", "subject_id": "S3", "label": "control"},
     ]
     manifest = write_manifest(tmp_path / "manifest.csv", rows)
-    with pytest.raises(UserError) as err:
-        run(TEST_CFG, manifest, tmp_path / "out")
-    assert "1 pd, 1 control" in err.value.problem and "quarantine.csv" in err.value.fix
-    assert (tmp_path / "out" / "quarantine.csv").is_file()
-    assert not (tmp_path / "out" / "folds.parquet").exists()
-    with pytest.raises(UserError, match="lower ingest.folds to <= 1|add subjects"):
-        run(TEST_CFG.model_copy(update={"folds": 3}), manifest, tmp_path / "out")  # fails before probing
+    result = run(TEST_CFG, manifest, tmp_path / "out")
+    assert (result.accepted, result.quarantined, result.fold_videos) == (2, 2, 0)
+    assert "1 pd, 1 control" in result.folds_note
+    assert pd.read_parquet(tmp_path / "out" / "folds.parquet").empty
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["folds_note"] == result.folds_note
 
 
 def test_video_root_and_absolute_paths(tmp_path):

@@ -18,6 +18,7 @@ from hypomimia.logs import setup_logging
 
 BENCHES: list[str] = ["facetubes", "ingest", "validate", "explain", "pipeline", "phantom", "train"]
 BENCHES += ["serving"]  # issue 15: endpoint latency, batching, load test
+BENCHES += ["monitor"]  # issue 16: drift false alarms and detection, patient-course alerts
 
 
 def _table(rows: list[dict]) -> str:

@@ -18,6 +18,10 @@ ParamsOpt = Annotated[Path, typer.Option("--params", help="params file")]
 SetOpt = Annotated[list[str], typer.Option("--set", "-s", help="override KEY=VALUE, e.g. train.epochs=1")]
 SmokeOpt = Annotated[bool, typer.Option("--smoke", help="smoke-size profile (tiny data, 1 epoch)")]
 HostOpt = Annotated[str, typer.Option("--host", envvar="KF_PIPELINES_ENDPOINT", help="KFP API URL")]
+PipelineOpt = Annotated[
+    str,
+    typer.Option("--pipeline", help="main (the training DAG) or monitor (drift, weekly; docs/monitoring.md)"),
+]
 
 
 def _params(path: Path, overrides: list[str] | None, smoke: bool = False):
@@ -28,14 +32,19 @@ def _params(path: Path, overrides: list[str] | None, smoke: bool = False):
 @pipeline_app.command("compile")
 def compile_(
     params: ParamsOpt = Path("params.yaml"),
-    out: Annotated[Path, typer.Option(help="KFP package to write")] = runner.PACKAGE_PATH,
+    out: Annotated[
+        Path | None, typer.Option(help="KFP package to write (default pipeline/<name>.yaml)")
+    ] = None,
     check: Annotated[bool, typer.Option(help="only check that OUT is up to date (CI)")] = False,
+    pipeline: PipelineOpt = "main",
 ) -> None:
     """Compile the DAG to KFP YAML (deterministic; the checked-in package must match the code)."""
+    out = out or (runner.MONITOR_PACKAGE_PATH if pipeline == "monitor" else runner.PACKAGE_PATH)
     target = Path(tempfile.mkdtemp()) / out.name if check else out
-    runner.compile_pipeline(load_params(params), target)
+    runner.compile_named(pipeline, load_params(params), target)
     if check and (not out.is_file() or out.read_bytes() != target.read_bytes()):
-        console.print(f"[red]{out} is out of date[/red]: run 'hypomimia pipeline compile'")
+        again = "hypomimia pipeline compile" + (f" --pipeline {pipeline}" if pipeline != "main" else "")
+        console.print(f"[red]{out} is out of date[/red]: run '{again}'")
         raise typer.Exit(1)
     console.print(f"[green]ok[/green] {out}" + (" is up to date" if check else " written"))
 
@@ -112,11 +121,19 @@ def submit(
 @pipeline_app.command("schedule")
 def schedule(
     host: HostOpt,
-    cron: Annotated[str, typer.Option(help="KFP cron, 6 fields, seconds first: '0 0 3 * * 1'")],
+    cron: Annotated[
+        str,
+        typer.Option(
+            help="KFP cron, 6 fields, seconds first: '0 0 3 * * 1' (required for main; monitor: monitor.cron)"
+        ),
+    ] = "",
     params: ParamsOpt = Path("params.yaml"),
     overrides: SetOpt = None,
     package: PkgOpt = None,
-    name: Annotated[str, typer.Option(help="recurring run name")] = "hypomimia-retrain",
+    name: Annotated[
+        str, typer.Option(help="recurring run name (default hypomimia-retrain; monitor: hypomimia-monitor)")
+    ] = "",
+    pipeline: PipelineOpt = "main",
     experiment: ExpOpt = "hypomimia",
     namespace: NsOpt = "",
     service_account: SaOpt = "",
@@ -126,9 +143,23 @@ def schedule(
     max_concurrency: Annotated[int, typer.Option(min=1)] = 1,
     catchup: Annotated[bool, typer.Option(help="backfill missed intervals")] = False,
 ) -> None:
-    """Create a recurring run (e.g. weekly retraining) on a Kubeflow Pipelines cluster."""
+    """Create a recurring run (e.g. weekly retraining, or the weekly drift monitor) on a Kubeflow Pipelines cluster."""
     opts = _cluster(host, experiment, namespace, service_account, token, pipeline_root, cache)
-    package_path = _package(params, overrides, package)
+    if pipeline == "monitor":
+        cfg = _params(params, overrides)
+        cron, name = cron or cfg.monitor.cron, name or cfg.monitor.pipeline_name
+        package_path = package or runner.compile_named(
+            "monitor", cfg, Path(tempfile.mkdtemp()) / "monitor.yaml"
+        )
+    elif pipeline == "main":
+        if not cron:
+            raise UserError(
+                "schedule --pipeline main needs --cron", "e.g. --cron '0 0 3 * * 1' (Mondays 03:00)"
+            )
+        name = name or "hypomimia-retrain"
+        package_path = _package(params, overrides, package)
+    else:
+        raise UserError(f"no pipeline named {pipeline!r}", f"use one of: {', '.join(runner.PIPELINES)}")
     job_id = runner.schedule(package_path, opts, name, cron, max_concurrency=max_concurrency, catchup=catchup)
     console.print(f"[green]scheduled[/green] {name} ({cron}) as recurring run {job_id}")
 

@@ -1,3 +1,4 @@
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -8,6 +9,7 @@ from hypomimia.config.base import ConfigError, Section
 from hypomimia.config.explain import ExplainConfig
 from hypomimia.config.facetubes import FacetubesConfig
 from hypomimia.config.ingest import IngestConfig
+from hypomimia.config.monitor import MonitorConfig
 from hypomimia.config.phantom import PhantomConfig
 from hypomimia.config.pipeline import PipelineConfig
 from hypomimia.config.serve import ServeConfig
@@ -27,6 +29,7 @@ class Params(Section):
     explain: ExplainConfig = ExplainConfig()
     pipeline: PipelineConfig = PipelineConfig()
     serve: ServeConfig = ServeConfig()
+    monitor: MonitorConfig = MonitorConfig()
 
     model_config = Section.model_config | {"populate_by_name": True}
 
@@ -56,11 +59,26 @@ def params_errors(data: Any) -> list[str]:
     return []
 
 
+DEFAULT_PARAMS = Path("params.yaml")
+
+
 def load_params(path: str | Path | None = "params.yaml") -> Params:
-    """Read and validate params.yaml; raise ConfigError listing every problem. ``None`` -> defaults."""
+    """Read and validate params.yaml; raise ConfigError listing every problem. ``None`` -> defaults.
+
+    The default name ``params.yaml`` missing from the working directory (a command run outside the
+    repository) means the built-in defaults, said in a warning; any other missing file is an error.
+    """
     if path is None:
         return Params()
     path = Path(path)
+    if path == DEFAULT_PARAMS and not path.is_file():
+        logging.getLogger(__name__).warning(
+            "no params.yaml in %s: using the built-in defaults of every section (%s); "
+            "'hypomimia config show' prints them, --params FILE picks a file",
+            Path.cwd().name or "/",
+            ", ".join(f.alias or name for name, f in Params.model_fields.items()),
+        )
+        return Params()
     if not path.is_file():
         raise ConfigError(str(path), ["file not found (run from the repository root or pass --params FILE)"])
     try:

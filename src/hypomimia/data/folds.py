@@ -34,10 +34,13 @@ def check_feasible(videos: pd.DataFrame, k: int, what: str = "accepted videos") 
     fewest = min(counts.values())
     if fewest < k:
         short = ", ".join(f"{n} {label}" for label, n in counts.items())
-        fix = f"lower ingest.folds to <= {fewest}" if fewest >= 2 else "add subjects of both labels"
+        if fewest >= 2:
+            fix = f"lower ingest.folds to <= {fewest} in params.yaml, or add subjects"
+        else:
+            fix = f"add subjects of both labels (at least {k} pd and {k} control)"
         raise UserError(
             f"{what} have {short} subject(s): too few for ingest.folds = {k} (every fold needs both labels)",
-            f"{fix} in params.yaml, or add subjects",
+            fix,
         )
 
 

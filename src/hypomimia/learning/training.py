@@ -45,8 +45,14 @@ class Split:
 
 def load_split(cfg: TrainConfig, tubes_dir: Path, ingest_dir: Path) -> Split:
     """Join tubes with folds; every tube is counted as used or skipped with a reason."""
-    tubes = read_stage_table(tubes_dir, "tubes.parquet", "facetubes")
     folds = read_stage_table(ingest_dir, "folds.parquet", "ingest")
+    if folds.empty:  # ingest takes any batch; only a training cohort gets folds (report.json says why not)
+        note = _folds_note(ingest_dir)
+        raise UserError(
+            f"ingest made no folds, so there is nothing to train on{': ' + note if note else ''}",
+            "ingest a training cohort: both labels, at least ingest.folds subjects of each",
+        )
+    tubes = read_stage_table(tubes_dir, "tubes.parquet", "facetubes")
     folds = folds[folds["repeat"] == cfg.repeat]
     if folds.empty:
         raise UserError(f"folds.parquet has no repeat {cfg.repeat}", "set train.repeat to one ingest made")
@@ -94,6 +100,17 @@ def load_split(cfg: TrainConfig, tubes_dir: Path, ingest_dir: Path) -> Split:
         counts[f"{name}_videos"] = len(part)
         counts[f"{name}_subjects"] = len({it.subject_id for it in part})
     return split
+
+
+def _folds_note(ingest_dir: Path) -> str:
+    import json
+
+    try:
+        return json.loads((Path(ingest_dir) / "report.json").read_text(encoding="utf-8")).get(
+            "folds_note", ""
+        )
+    except (OSError, ValueError):
+        return ""
 
 
 def make_loader(ds: ClipDataset, sampler: EpochSampler, cfg: TrainConfig, device: torch.device) -> DataLoader:

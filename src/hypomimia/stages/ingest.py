@@ -3,7 +3,9 @@
 Every manifest row ends up in ``ingested.parquet`` as either ``accepted`` or ``quarantined``
 with a machine-readable reason; nothing is dropped silently (``accepted + quarantined ==
 listed``). Files on disk that the manifest does not list are reported in ``unlisted.csv``.
-Accepted pd/control videos get subject-grouped, label-stratified folds. Output formats:
+Accepted pd/control videos get subject-grouped, label-stratified folds when they form a training
+cohort (both labels, at least ``ingest.folds`` subjects each); other batches (a monitoring window,
+follow-up visits of a few patients, unlabelled videos) are ingested all the same, without folds. Output formats:
 ``docs/data-format.md`` section 2.
 """
 
@@ -93,6 +95,7 @@ class IngestResult:
     unlisted: int
     reasons: dict[str, int]  # quarantine reason -> number of videos
     fold_videos: int  # accepted pd/control videos that got folds
+    folds_note: str  # why no folds were made ('' when they were): not a training cohort
     probed_files: int
     probe_seconds: float
     seconds: float
@@ -112,9 +115,6 @@ def run(cfg: IngestConfig, manifest: Path, out_dir: Path, video_root: Path | Non
         raise UserError(f"video root is not a folder: {root}", "pass --video-root DIR holding the videos")
     table = read_manifest(manifest)
     rows = [_resolve(row, root) for row in table.rows]
-    valid = [r for i, r in enumerate(table.rows) if i not in table.problems]
-    # Fail before the expensive probing when the folds cannot work anyway.
-    check_feasible(pd.DataFrame(valid, columns=list(COLUMNS)), cfg.folds, "the manifest's valid rows")
 
     to_probe = sorted({p for p in rows if p is not None and os.path.exists(p)})
     t_probe = time.perf_counter()
@@ -125,15 +125,19 @@ def run(cfg: IngestConfig, manifest: Path, out_dir: Path, video_root: Path | Non
     unlisted = _unlisted(root, {os.path.realpath(p) for p in rows if p is not None}, manifest, out_dir)
     files = _write_tables(out_dir, records, unlisted)
     accepted = pd.DataFrame([r for r in records if r["status"] == "accepted"], columns=list(COLUMNS))
+    # Folds are a training concern: a monitoring window or a clinic's follow-up visits (one label,
+    # few subjects, unlabelled) ingest fine and get no folds; training refuses such a table itself.
+    folds_note = ""
     try:
         check_feasible(accepted, cfg.folds)
+        folds = make_folds(accepted, cfg.folds, cfg.repeats, cfg.seed)
     except UserError as e:
-        raise UserError(
-            e.problem, f"{e.fix} ({files['quarantine']} lists why videos were quarantined)"
-        ) from None
-    folds = make_folds(accepted, cfg.folds, cfg.repeats, cfg.seed)
+        folds_note = f"no folds: {e.problem}. Fine for scoring or monitoring; to train, {e.fix}"
+        folds = make_folds(accepted.iloc[0:0], cfg.folds, cfg.repeats, cfg.seed)
+        log.warning("ingest: not a training cohort (%s); folds.parquet is empty", e.problem)
     report = _report(records, unlisted, folds, cfg, table.ignored_columns, len(to_probe), probe_seconds)
     report["provenance"] = stamp("ingest", cfg, {"manifest": manifest})  # video hashes: ingested.parquet
+    report["folds_note"] = folds_note
     files |= _write_folds_and_report(out_dir, folds, report)
     seconds = time.perf_counter() - t0
     log.info(
@@ -153,6 +157,7 @@ def run(cfg: IngestConfig, manifest: Path, out_dir: Path, video_root: Path | Non
         unlisted=report["unlisted"],
         reasons=report["reasons"],
         fold_videos=report["fold_videos"],
+        folds_note=folds_note,
         probed_files=len(to_probe),
         probe_seconds=probe_seconds,
         seconds=seconds,

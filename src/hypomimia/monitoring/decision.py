@@ -1,0 +1,82 @@
+"""From drift tests to an outcome: ``ok | warn | retrain`` and the columns that drove it.
+
+* ``retrain``: the model's own view moved (its probabilities, its label shares or its embedding
+  drifted), the population moved (the model-free hypomimia index drifted), or at least ``monitor.retrain_columns`` quality features drifted;
+* ``warn``: fewer quality features drifted and the model's outputs held steady (e.g. one camera
+  setting changed: look at it, retraining is not yet called for);
+* ``ok``: nothing drifted at the window's per-test level;
+* ``too_small``: the window has fewer than ``monitor.min_window`` videos, so no test is run.
+
+Pure function of the drift summary: unit-tested on small synthetic frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from hypomimia.config.monitor import MonitorConfig
+
+Outcome = Literal["ok", "warn", "retrain", "too_small"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: Outcome
+    drivers: list[str] = field(default_factory=list)  # e.g. ["blur_mean", "embedding", "p_pd"]
+    reasons: list[str] = field(default_factory=list)  # one readable line per driver
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def too_small(n: int, cfg: MonitorConfig) -> Decision:
+    return Decision("too_small", [], [f"{n} video(s) in the window, monitor.min_window is {cfg.min_window}"])
+
+
+def decide(summary: dict[str, Any], cfg: MonitorConfig) -> Decision:
+    drivers, reasons = [], []
+    quality = [c for c, v in summary.get("quality", {}).items() if v.get("drifted")]
+    for col in quality:
+        v = summary["quality"][col]
+        reasons.append(
+            f"{col}: median {v['reference_median']:.4g} -> {v['current_median']:.4g} (K-S p={_p(v['p_value'])})"
+        )
+    model_side = []
+    for col, v in (summary.get("population") or {}).items():
+        if v.get("drifted"):
+            model_side.append(col)
+            reasons.append(
+                f"{col}: median {v['reference_median']:.4g} -> {v['current_median']:.4g} "
+                f"(K-S p={_p(v['p_value'])}): the patients differ from the training cohort"
+            )
+    pred = summary.get("prediction") or {}
+    if pred.get("p_pd", {}).get("drifted"):
+        v = pred["p_pd"]
+        model_side.append("p_pd")
+        reasons.append(
+            f"p_pd: mean {v['reference_mean']:.3f} -> {v['current_mean']:.3f} (K-S p={_p(v['p_value'])})"
+        )
+    if pred.get("label", {}).get("drifted"):
+        v = pred["label"]
+        model_side.append("label")
+        ref, cur = v["reference_shares"], v["current_shares"]
+        reasons.append(
+            "label shares (pd/control/uncertain): "
+            f"{ref['pd']:.2f}/{ref['control']:.2f}/{ref['uncertain']:.2f} -> "
+            f"{cur['pd']:.2f}/{cur['control']:.2f}/{cur['uncertain']:.2f} (p={_p(v['p_value'])})"
+        )
+    emb = summary.get("embedding")
+    if emb and emb.get("drifted"):
+        model_side.append("embedding")
+        reasons.append(f"embedding: {emb['method']} score {emb['score']:.4g} above its bootstrap null")
+    drivers = quality + model_side
+    if model_side or len(quality) >= cfg.retrain_columns:
+        return Decision("retrain", drivers, reasons)
+    if quality:
+        return Decision("warn", drivers, reasons)
+    return Decision("ok", [], [])
+
+
+def _p(p: float | None) -> str:
+    return "n/a" if p is None else f"{p:.2g}"

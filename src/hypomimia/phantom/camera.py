@@ -1,0 +1,75 @@
+"""A camera change applied after rendering: the known answer for drift monitoring.
+
+Re-encodes a rendered phantom video as a different camera or setting would have recorded it:
+defocus blur, darker lighting, a lower resolution, heavier compression, or any mix. The render
+itself is untouched (same faces, same movements), so a drift report that fires on the changed
+window has seen the camera, not the people.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from hypomimia.data.video import iter_frames, write_mp4
+
+
+@dataclass(frozen=True)
+class CameraChange:
+    blur_sigma: float = 0.0  # Gaussian defocus, pixels (0 = none)
+    brightness: float = 1.0  # gain on every pixel (0.55 = a much darker room)
+    scale: float = 1.0  # frame side factor (0.6: 320 px -> 192 px); even sides for H.264
+    crf: int | None = None  # x264 CRF of the re-encode (None: the phantom's own crf)
+
+    def apply(self, rgb: np.ndarray) -> np.ndarray:
+        out = rgb
+        if self.blur_sigma > 0:
+            out = cv2.GaussianBlur(out, (0, 0), self.blur_sigma)
+        if self.brightness != 1.0:
+            out = np.clip(out.astype(np.float32) * self.brightness, 0, 255).astype(np.uint8)
+        if self.scale != 1.0:
+            h, w = out.shape[:2]
+            size = (max(2, round(w * self.scale / 2) * 2), max(2, round(h * self.scale / 2) * 2))
+            out = cv2.resize(out, size, interpolation=cv2.INTER_AREA)
+        return out
+
+
+# The shift types of the drift benchmark and the demo (docs/monitoring.md).
+CHANGES: dict[str, CameraChange] = {
+    "blur": CameraChange(blur_sigma=2.5),
+    "dark": CameraChange(brightness=0.55),
+    "lowres": CameraChange(scale=0.5),
+    "compression": CameraChange(crf=40),
+    "camera": CameraChange(blur_sigma=1.5, brightness=0.7, scale=0.6, crf=34),  # all at once, milder
+}
+
+
+def apply_to_video(src: Path, dst: Path, change: CameraChange, fps: int, crf: int = 20) -> Path:
+    """Write ``dst``: ``src`` decoded, changed frame by frame, re-encoded (deterministic for the same input)."""
+    Path(dst).parent.mkdir(parents=True, exist_ok=True)
+    frames = (change.apply(f.rgb) for f in iter_frames(src, threads=False))
+    return write_mp4(dst, frames, fps, change.crf if change.crf is not None else crf)
+
+
+def apply_to_folder(src_dir: Path, dst_dir: Path, change: CameraChange, fps: int = 25, crf: int = 20) -> Path:
+    """A phantom folder (manifest.csv + videos/) seen through another camera; the manifest is copied
+    with the new files' hashes. Returns the new manifest."""
+    import csv
+    import hashlib
+
+    src_dir, dst_dir = Path(src_dir), Path(dst_dir)
+    rows = list(csv.DictReader((src_dir / "manifest.csv").open(encoding="utf-8")))
+    for row in rows:
+        out = apply_to_video(src_dir / row["path"], dst_dir / row["path"], change, fps, crf)
+        if "sha256" in row:
+            row["sha256"] = hashlib.sha256(out.read_bytes()).hexdigest()
+        if "camera" in row:
+            row["camera"] = f"{row['camera']}-changed"
+    with (dst_dir / "manifest.csv").open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["video_id"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return dst_dir / "manifest.csv"
