@@ -26,6 +26,8 @@ COMMAND_MODULES = [
     "train",
     "explain",
     "crossval",
+    "evaluate",
+    "registry",
 ]
 
 _app = typer.Typer(
