@@ -123,9 +123,10 @@ def fit(
     *,
     donors: list[Path] = (),
     frame_cache: Path | None = None,
+    into: Path | None = None,
 ) -> Path:
-    """Fit one (setting, fold) task into ``runs_dir/<run key>/fold<k>``; return that folder."""
-    run_dir = Path(runs_dir) / task.folder
+    """Fit one (setting, fold) task into ``runs_dir/<run key>/fold<k>`` (or ``into``); return that folder."""
+    run_dir = Path(into) if into is not None else Path(runs_dir) / task.folder
     spec = task_spec(task, cfg, train)
     done = run_dir / "task.json"
     if done.is_file() and (run_dir / CLIPS).is_file() and json.loads(done.read_text()).get("spec") == spec:
@@ -172,6 +173,16 @@ def fit(
     clips.to_parquet(run_dir / CLIPS, index=False)
     jsonio.write(done, {"spec": spec, "source": source, "seconds": round(time.perf_counter() - t0, 2)})
     return run_dir
+
+
+def task_from_json(text: str) -> Task:
+    """A task of :func:`plan.tasks` from its JSON (the KFP fan-out passes tasks as strings)."""
+    d = json.loads(text)
+    return Task(Setting(**d["setting"]), int(d["fold"]))
+
+
+def task_json(task: Task) -> str:
+    return json.dumps({"setting": task.setting.to_dict(), "fold": task.fold}, sort_keys=True)
 
 
 # --- the whole stage ---------------------------------------------------------------------------
