@@ -15,7 +15,7 @@ export DVC_NO_ANALYTICS := 1
 export MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING ?= false
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup demo test lint format bench mlflow-ui pipeline pipeline-local clean help
+.PHONY: setup demo test lint format bench mlflow-ui pipeline pipeline-local clean help evaluate
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -57,6 +57,14 @@ pipeline-local: setup  ## the whole DAG on this machine with kfp.local (a re-run
 
 mlflow-ui: setup  ## serve the local MLflow tracking store on http://127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath work/mlflow/mlflow.db) --host 127.0.0.1 --port 5000
+
+# The full evaluation after `make demo`: every model, every fold, both temporal-ablation designs
+# (44 CPU trainings, ~2 h on 2 cores; docs/evaluation.md). The cluster runs it from params/gpu.yaml.
+EVALUATE_FULL := --set 'evaluate.models=[i3d,r3d18,resnet2d50,landmark_static,landmark_dynamic]' \
+	--set 'evaluate.folds=[]' --set 'evaluate.ablation.frames=[4,8,14,16,32]' \
+	--set 'evaluate.ablation.designs=[fixed_stride,fixed_duration]'
+evaluate: setup  ## the full evaluation on the demo's data (models x folds x temporal ablation) -> work/evaluate-full
+	$(BIN)/hypomimia evaluate --params params.yaml $(EVALUATE_FULL) --model work/train --out work/evaluate-full
 
 clean:  ## remove generated work files (keeps .venv)
 	rm -rf work .pytest_cache .ruff_cache .coverage htmlcov

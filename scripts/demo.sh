@@ -28,6 +28,11 @@ hm validate --params params.yaml --ingest work/ingest --tubes work/facetubes --o
 # never meets a checkpoint written with other params (hypomimia train refuses to mix them).
 hm train --params params.yaml --tubes work/facetubes --ingest work/ingest --out work/train --no-resume
 hm explain --params params.yaml --model work/train --tubes work/facetubes --ingest work/ingest --out work/explain
+# The study's comparison on the demo's 2 folds (the I3D's fold 0 is the model just trained; the landmark
+# baselines take seconds), the blessing gate, and promotion of a blessed model to the 'champion' alias.
+hm evaluate --params params.yaml --model work/train --tubes work/facetubes --ingest work/ingest --out work/evaluate
+hm registry promote --decision work/evaluate/blessing.json
+hm registry show
 
 cat <<MSG
 
@@ -35,5 +40,6 @@ demo done. Where to look:
   data docs (validation):  work/validate/data_docs/index.html
   model + metrics:         work/train/metrics.json, work/train/metadata.json
   explanations:            work/explain/explain.json, work/explain/figures/
+  evaluation + blessing:   work/evaluate/evaluation.md, work/evaluate/blessing.json, work/evaluate/figures/
   MLflow UI:               make mlflow-ui   ->  http://127.0.0.1:5000  (experiment 'hypomimia')
 MSG

@@ -127,3 +127,15 @@ def test_json_is_standard_with_null_and_a_reason():
     assert data["overall"]["subject"]["auroc"] is None
     assert "both classes" in data["nulls"]["overall.subject.auroc"]
     assert "overall.subject.auroc_ci95.0" in data["nulls"]
+
+
+def test_the_gpu_profile_is_valid_and_runs_the_full_ablation(repo_root):
+    from hypomimia.config import load_params
+    from pipeline.pipeline import evaluation_tasks
+
+    gpu = load_params(repo_root / "params" / "gpu.yaml")
+    assert (gpu.train.model.width, gpu.train.model.size, gpu.train.amp) == (1.0, 224, "bf16")
+    assert gpu.evaluate.ablation.frames == [4, 8, 14, 16, 32] and len(gpu.evaluate.ablation.designs) == 2
+    assert set(gpu.evaluate.models) == {"i3d", "r3d18", "resnet2d50", "landmark_static", "landmark_dynamic"}
+    # 3 networks + 8 ablation points (14 frames fixed-duration = the shipped clip) per fold, + 2 landmark fits
+    assert len(evaluation_tasks(gpu)) == gpu.ingest.folds * (3 + 8 + 2)

@@ -55,8 +55,8 @@ def evaluate(
     console = Console()
     ev_md = r.report_path.read_text().split("## Models", 1)[1].split("\n## ", 1)[0]
     console.print(ev_md.strip(), markup=False, highlight=False)
-    verdict = "[green]BLESSED[/green]" if r.blessed else "[yellow]not blessed[/yellow]"
-    console.print(f"blessing: {verdict} -- {r.decision['reason']}", highlight=False)
+    colour = "green" if r.blessed else "yellow"
+    console.print(f"blessing: [{colour}]{r.decision['reason']}[/{colour}]", highlight=False)
     console.print(f"report: {r.report_path}  decision: {r.blessing_path}  ({r.seconds:.0f} s)")
 
 
