@@ -255,7 +255,7 @@ def figures(ev: dict, fig_dir: Path) -> list[Path]:
             ylim=(0, 1.02),
             title="Temporal ablation",
         )
-        ax.legend()
+        ax.legend(loc="lower right")
         out.append(_save(fig, fig_dir / "ablation_auroc_vs_frames.png"))
     fig, ax = plt.subplots(figsize=(5, 5))
     for name, r in ev["settings"].items():
