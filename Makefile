@@ -15,7 +15,7 @@ export DVC_NO_ANALYTICS := 1
 export MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING ?= false
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup demo test lint format bench mlflow-ui pipeline pipeline-local clean help
+.PHONY: setup demo test lint format bench mlflow-ui pipeline pipeline-local clean help evaluate
 .PHONY: serve loadtest
 
 help:  ## list targets
@@ -65,6 +65,14 @@ serve: setup  ## serve the demo's model on http://127.0.0.1:3000 (page at /; key
 
 loadtest: setup  ## 8 locust users on /predict against a local server -> bench/serving/loadtest.json
 	$(BIN)/python -m hypomimia.bench.serving --loadtest --out bench/serving --users 8 --seconds 30
+
+# The full evaluation after `make demo`: every model, every fold, both temporal-ablation designs
+# (44 CPU trainings, ~2 h on 2 cores; docs/evaluation.md). The cluster runs it from params/gpu.yaml.
+EVALUATE_FULL := --set 'evaluate.models=[i3d,r3d18,resnet2d50,landmark_static,landmark_dynamic]' \
+	--set 'evaluate.folds=[]' --set 'evaluate.ablation.frames=[4,8,14,16,32]' \
+	--set 'evaluate.ablation.designs=[fixed_stride,fixed_duration]'
+evaluate: setup  ## the full evaluation on the demo's data (models x folds x temporal ablation) -> work/evaluate-full
+	$(BIN)/hypomimia evaluate --params params.yaml $(EVALUATE_FULL) --model work/train --out work/evaluate-full
 
 clean:  ## remove generated work files (keeps .venv)
 	rm -rf work .pytest_cache .ruff_cache .coverage htmlcov

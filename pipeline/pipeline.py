@@ -5,6 +5,9 @@
       -> facetubes_shard x pipeline.shards (dsl.ParallelFor) -> facetubes (gather)
       -> validate --success--> train                       (dsl.If: the gate)
                   --failure--> gate_failed (fails the run; train never starts)
+      train -> explain
+      train -> evaluate_fit x (setting, fold) (dsl.ParallelFor) -> evaluate (gather, blessing)
+            --blessed--> promote (dsl.If: MLflow aliases challenger -> champion)
 
 The factory knows nothing about where it runs: ``pipeline/hypomimia_pipeline.yaml`` (compiled,
 checked in) goes to a Kubeflow cluster, ``hypomimia.pipeline_runner.run_local`` runs the same
@@ -13,7 +16,6 @@ parameter, so the defaults come from params.yaml and a run can override any sect
 
 Typed slots for stages that are not written yet (same shape: one component module, one task here,
 one dvc.yaml stage, see docs/operations.md "Adding a stage"):
-  * evaluate(model: Input[Model], tubes, ingested) -> Output[Metrics], Output[HTML]   after train
   * serving build(model: Input[Model]) -> Output[Artifact] (Bento)                      after evaluate
   * monitor(validation: Input[Dataset], current data) -> Output[HTML] (drift report)   scheduled
 """
@@ -23,6 +25,8 @@ from typing import NamedTuple
 from kfp import dsl, kubernetes
 from kfp.dsl import Dataset
 
+from components.evaluate import evaluate, evaluate_fit, promote
+from components.explain import explain
 from components.facetubes import facetubes, facetubes_shard
 from components.ingest import ingest
 from components.phantom import phantom
@@ -32,7 +36,7 @@ from hypomimia.config import Params
 from hypomimia.config.pipeline import PipelineConfig
 
 # DAG task names that are stages (the rest is control flow); dvc.yaml has exactly these stages.
-STAGE_TASKS = ("phantom", "ingest", "facetubes", "validate", "train")
+STAGE_TASKS = ("phantom", "ingest", "facetubes", "validate", "train", "explain", "evaluate")
 
 
 class PipelineOutputs(NamedTuple):
@@ -48,6 +52,8 @@ def section_json(params: Params) -> dict[str, str]:
         "facetubes": params.facetubes.model_dump_json(),
         "validate": params.validate_.model_dump_json(),
         "train": params.train.model_dump_json(),
+        "explain": params.explain.model_dump_json(),
+        "evaluate": params.evaluate.model_dump_json(),
     }
 
 
@@ -71,6 +77,8 @@ def create_pipeline(params: Params, gpu: bool | None = None):
         facetubes_params: str = defaults["facetubes"],
         validate_params: str = defaults["validate"],
         train_params: str = defaults["train"],
+        explain_params: str = defaults["explain"],
+        evaluate_params: str = defaults["evaluate"],
         mlflow_tracking_uri: str = cfg.mlflow_tracking_uri,
         tube_cache: str = "",
     ) -> PipelineOutputs:
@@ -102,12 +110,46 @@ def create_pipeline(params: Params, gpu: bool | None = None):
                 tracking_uri=mlflow_tracking_uri,
             )
             _train_resources(trained, cfg, use_gpu)
+            _evaluate_and_promote(params, cfg, use_gpu, trained, tubes, ing, explain_params, evaluate_params,
+                                  train_params, mlflow_tracking_uri)  # fmt: skip
         with dsl.Else(name="gate-blocked"):
             _stage(gate_failed(validation=gate.outputs["validation"]), cfg)
 
         return PipelineOutputs(tubes=tubes.outputs["tubes"], validation=gate.outputs["validation"])
 
     return hypomimia_pipeline
+
+
+def evaluation_tasks(params: Params) -> list[str]:
+    """The evaluation's (setting, fold) tasks as JSON strings: static, so the fan-out is known at compile time."""
+    from hypomimia.evaluation import plan
+    from hypomimia.stages.evaluate import task_json
+
+    folds = params.evaluate.folds or list(range(params.ingest.folds))
+    return [task_json(t) for t in plan.tasks(params.evaluate, params.train, folds)]
+
+
+def _evaluate_and_promote(params, cfg, use_gpu, trained, tubes, ing, explain_params, evaluate_params,
+                          train_params, tracking_uri) -> None:  # fmt: skip
+    """explain and evaluate after train; promotion only when the evaluation blessed the challenger."""
+    inputs = {
+        "model": trained.outputs["model"],
+        "tubes": tubes.outputs["tubes"],
+        "ingested": ing.outputs["ingested"],
+    }
+    _stage(explain(params=explain_params, tracking_uri=tracking_uri, **inputs), cfg)
+    with dsl.ParallelFor(
+        items=evaluation_tasks(params), parallelism=cfg.shards, name="evaluation-tasks"
+    ) as task:
+        fit = evaluate_fit(evaluate_params=evaluate_params, train_params=train_params, task=task, **inputs)
+        _train_resources(fit, cfg, use_gpu)
+    gathered = _stage(
+        evaluate(evaluate_params=evaluate_params, train_params=train_params, runs=dsl.Collected(fit.outputs["run"]),
+                 tracking_uri=tracking_uri, **inputs),
+        cfg,
+    )  # fmt: skip
+    with dsl.If(gathered.outputs["blessed"] == True, name="blessed"):  # noqa: E712 (a KFP condition)
+        _stage(promote(evaluation=gathered.outputs["evaluation"], tracking_uri=tracking_uri), cfg)
 
 
 def _source(cfg: PipelineConfig, phantom_params):

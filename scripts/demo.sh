@@ -28,9 +28,14 @@ hm validate --params params.yaml --ingest work/ingest --tubes work/facetubes --o
 # never meets a checkpoint written with other params (hypomimia train refuses to mix them).
 hm train --params params.yaml --tubes work/facetubes --ingest work/ingest --out work/train --no-resume
 hm explain --params params.yaml --model work/train --tubes work/facetubes --ingest work/ingest --out work/explain
+# The study's comparison on the demo's 2 folds (the I3D's fold 0 is the model just trained; the landmark
+# baselines take seconds), the blessing gate, and promotion of a blessed model to the 'champion' alias.
+hm evaluate --params params.yaml --model work/train --tubes work/facetubes --ingest work/ingest --out work/evaluate
+hm registry promote --decision work/evaluate/blessing.json
+hm registry show
 
 # Lineage for auditors (docs/lineage.md): the model card, and the chain from this model to its video bytes.
-hm model-card --model work/train --explain work/explain/explain.json
+hm model-card --model work/train --evaluation work/evaluate/evaluation.json --explain work/explain/explain.json
 hm lineage "$(python -c 'import json; print(json.load(open("work/train/metadata.json"))["mlflow"]["run_id"])')" --out work/lineage
 hm audit
 
@@ -46,6 +51,7 @@ demo done. Where to look:
   data docs (validation):  work/validate/data_docs/index.html
   model + metrics:         work/train/metrics.json, work/train/metadata.json
   explanations:            work/explain/explain.json, work/explain/figures/
+  evaluation + blessing:   work/evaluate/evaluation.md, work/evaluate/blessing.json, work/evaluate/figures/
   drift report:            work/monitor/drift.html (decision: work/monitor/monitor.json)
   model card, lineage:     work/train/model_card/model_card.md, work/lineage/lineage.md
   MLflow UI:               make mlflow-ui   ->  http://127.0.0.1:5000  (experiment 'hypomimia')

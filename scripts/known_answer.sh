@@ -4,7 +4,8 @@
 #                 model must still separate PD from controls on held-out subjects (target AUROC >= 0.9);
 #   no_cue:       no cue carries the label at all -> it must stay near chance (it finds no leak).
 # Runs the demo's stages with the demo's params (plus the setting) into work/known_answer/<setting>/,
-# trains one model per test fold and pools the folds (hypomimia crossval -> crossval.json).
+# trains one model per test fold and pools the folds (hypomimia crossval -> crossval.json), then compares
+# the I3D with the baselines on the same folds (hypomimia evaluate -> evaluate/evaluation.md).
 # Usage: bash scripts/known_answer.sh [dynamic_only|no_cue] [FOLD ...]   (default: every fold)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,3 +54,11 @@ for k in "${folds[@]}"; do
   runs+=("$out/train/fold$k")
 done
 hypomimia crossval "${runs[@]}" --out "$out/crossval.json"
+# The comparison the study makes, on the same folds: the I3D runs above are reused; the 2D ResNet-50 is
+# trained per fold, the landmark baselines fit in seconds; paired DeLong/bootstrap tests, Holm-corrected.
+reuse=()
+for r in "${runs[@]}"; do reuse+=(--reuse "$r"); done
+hypomimia evaluate --params "$out/params.yaml" --tubes "$out/facetubes" --ingest "$out/ingest" --model "$out/train/fold${folds[0]}" \
+  "${reuse[@]}" --out "$out/evaluate" --tracking-uri "${KNOWN_ANSWER_TRACKING:-off}" \
+  --set "evaluate.models=${KNOWN_ANSWER_MODELS:-[i3d,resnet2d50,landmark_static,landmark_dynamic]}" \
+  --set "evaluate.folds=[$(IFS=,; echo "${folds[*]}")]" --set 'evaluate.ablation.frames=[]'

@@ -30,6 +30,8 @@ COMMAND_MODULES = [
     "lineage",
     "audit",
     "monitor",
+    "evaluate",
+    "registry",
 ]
 
 _app = typer.Typer(

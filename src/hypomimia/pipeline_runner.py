@@ -54,6 +54,13 @@ SMOKE_OVERRIDES = (
     "train.threads=1",
     "train.bootstrap=0",
     "pipeline.shards=2",
+    # evaluate: the reference on one fold (reusing the trained model), no ablation, no bootstrap
+    "evaluate.models=[i3d]",
+    "evaluate.folds=[0]",
+    "evaluate.ablation.frames=[]",
+    "evaluate.bootstrap=0",
+    "explain.clips_per_video=1",
+    "explain.render_per_group=0",
 )
 
 

@@ -68,7 +68,12 @@ def test_train_requests_a_gpu_from_params(spec, params):
 
 def test_every_other_stage_uses_the_cpu_image_without_gpu(spec, params):
     executors = spec[0]["deploymentSpec"]["executors"]
-    others = {name: ex["container"] for name, ex in executors.items() if name != "exec-train"}
+    # train and the evaluation's fits (networks trained per setting and fold) run on the GPU image
+    others = {
+        name: ex["container"]
+        for name, ex in executors.items()
+        if name not in ("exec-train", "exec-evaluate-fit")
+    }
     assert others, "no stage executors compiled"
     for name, container in others.items():
         assert container["image"] == params.pipeline.image, name
@@ -128,7 +133,29 @@ def test_faces_fan_out_and_the_gate_guards_train(spec, params):
         for t in branches.values()
     }
     passed = "inputs.parameter_values['pipelinechannel--validate-success'] == true"
-    assert guarded == {passed: {"train"}, f"!({passed})": {"gate-failed"}}
+    assert set(guarded) == {passed, f"!({passed})"} and guarded[f"!({passed})"] == {"gate-failed"}
+    stages = {t for t in guarded[passed] if not t.startswith(("condition", "for-loop"))}
+    assert stages == {"train", "explain", "evaluate"}  # nothing after the gate runs when it fails
+
+
+def test_evaluation_fans_out_per_task_and_blessing_gates_promotion(spec, params):
+    from pipeline.pipeline import evaluation_tasks
+
+    comps = spec[0]["components"]
+    loops = [
+        c
+        for name, c in comps.items()
+        if name.startswith("comp-for-loop") and "evaluate-fit" in c["dag"]["tasks"]
+    ]
+    assert len(loops) == 1
+    gated = [
+        c for name, c in comps.items() if name.startswith("comp-condition") and "promote" in c["dag"]["tasks"]
+    ]
+    assert len(gated) == 1 and set(gated[0]["dag"]["tasks"]) == {"promote"}
+    text = str(spec[0])
+    assert "pipelinechannel--evaluate-blessed" in text
+    tasks = evaluation_tasks(params)
+    assert len(tasks) == len(set(tasks)) >= len(params.evaluate.models) * len(params.evaluate.folds or [0])
 
 
 def test_params_sections_are_pipeline_parameters(spec, params):

@@ -22,7 +22,18 @@ from hypomimia.pipeline_runner import SMOKE_OVERRIDES, apply_overrides, run_loca
 
 pytestmark = pytest.mark.slow
 
-STAGE_TASKS = ["phantom", "ingest", "facetubes-shard", "facetubes-shard", "facetubes", "validate", "train"]
+STAGE_TASKS = [
+    "phantom",
+    "ingest",
+    "facetubes-shard",
+    "facetubes-shard",
+    "facetubes",
+    "validate",
+    "train",
+    "explain",
+    "evaluate-fit",
+    "evaluate",
+]  # fmt: skip  (smoke: not blessed, so no promote)
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,12 @@
 """`hypomimia crossval`: pool the test folds of several training runs."""
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+
+from hypomimia import jsonio
 
 
 def crossval(
@@ -33,7 +34,7 @@ def crossval(
     )
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2, default=float))
+        out.write_text(jsonio.dumps(report))
         console.print(f"report: {out}")
 
 

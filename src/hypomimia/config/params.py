@@ -6,6 +6,7 @@ import yaml
 from pydantic import Field, ValidationError
 
 from hypomimia.config.base import ConfigError, Section
+from hypomimia.config.evaluate import EvaluateConfig
 from hypomimia.config.explain import ExplainConfig
 from hypomimia.config.facetubes import FacetubesConfig
 from hypomimia.config.ingest import IngestConfig
@@ -27,6 +28,7 @@ class Params(Section):
     validate_: ValidateConfig = Field(ValidateConfig(), alias="validate")
     train: TrainConfig = TrainConfig()
     explain: ExplainConfig = ExplainConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
     pipeline: PipelineConfig = PipelineConfig()
     serve: ServeConfig = ServeConfig()
     monitor: MonitorConfig = MonitorConfig()

@@ -47,7 +47,7 @@ class AugmentConfig(Section):
 class TrainConfig(Section):
     model: ModelConfig = ModelConfig()
     augment: AugmentConfig = AugmentConfig()
-    stride: int = Field(2, ge=1, le=8, description="temporal stride between sampled frames")
+    stride: int = Field(2, ge=1, le=32, description="temporal stride between sampled frames")
     fold: int = Field(0, ge=0, description="held-out test fold; fold+1 (mod folds) is the validation fold")
     repeat: int = Field(0, ge=0)
     epochs: int = Field(6, ge=1, le=500)

@@ -6,7 +6,6 @@ which data. :func:`verify_model` checks a network against it (a contract test an
 
 from __future__ import annotations
 
-import json
 import platform
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hypomimia import __version__
+from hypomimia import __version__, jsonio
 
 # Bump METADATA_VERSION with an entry in CHANGELOG whenever the model contract changes.
 METADATA_VERSION = "0.1.0"
@@ -69,7 +68,7 @@ def build_metadata(
 def write_metadata(path: Path, metadata: dict[str, Any]) -> Path:
     path = Path(path)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(metadata, indent=2, default=str))
+    tmp.write_text(jsonio.dumps(metadata))
     tmp.replace(path)
     return path
 

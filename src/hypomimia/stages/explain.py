@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from hypomimia import jsonio
 from hypomimia.config.explain import ExplainConfig
 from hypomimia.data.artifacts import read_stage_table
 from hypomimia.errors import UserError
@@ -116,7 +117,9 @@ def run(
         figures = _figures(cfg, out_dir / "figures", table, results, summary, keys, coords, layers)
         summary["seconds"] = round(time.perf_counter() - t0, 1)
         summary["provenance"] = stamp("explain", cfg, {"model": model_dir / "metadata.json", "tubes": tubes_dir / "tubes.parquet"})  # fmt: skip
-        (out_dir / "explain.json").write_text(json.dumps(summary, indent=2, default=_json_default))
+        (out_dir / "explain.json").write_text(
+            jsonio.dumps(json.loads(json.dumps(summary, default=_json_default)))
+        )
         logged_run = _log_to_mlflow(out_dir, summary, metadata, tracking_uri, run_id)
     finally:
         torch.set_num_threads(threads)

@@ -30,6 +30,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from hypomimia import jsonio
 from hypomimia.config.train import TrainConfig
 from hypomimia.learning import ddp
 from hypomimia.learning.clips import (
@@ -339,7 +340,7 @@ def _write_outputs(result, cfg, model, tubes_dir, split, val_clips, test_clips, 
     meta["lineage"] = training_lineage(cfg, tubes_dir, split)  # data version + every video's sha256
     verify_model(model.cpu(), meta)
     write_metadata(result.metadata_path, meta)
-    result.metrics_path.write_text(json.dumps(result.metrics, indent=2, default=float))
+    result.metrics_path.write_text(jsonio.dumps(result.metrics))  # standard JSON: null + reason, never NaN
     preds = pd.concat(
         [
             with_probability(val_clips, temperature).assign(split="val"),
@@ -347,7 +348,7 @@ def _write_outputs(result, cfg, model, tubes_dir, split, val_clips, test_clips, 
         ]
     )
     preds.to_parquet(out_dir / "predictions.parquet", index=False)
-    (out_dir / "history.json").write_text(json.dumps(result.history, indent=2))
+    (out_dir / "history.json").write_text(jsonio.dumps(result.history))
 
 
 def _tube_params_of(tubes_dir: Path) -> dict | None:

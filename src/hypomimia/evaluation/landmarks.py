@@ -1,0 +1,143 @@
+"""Landmark baselines: hand-made facial features from a face tube's ``landmarks``, one classifier.
+
+No second face extraction: the tubes already hold FaceMesh landmarks ``T x 478 x 2`` in tube pixels
+(docs/data-format.md). Each frame is normalised (centred on the eye midpoint, scaled by the
+inter-ocular distance), so features compare across faces and crops.
+
+* static: the normalised landmarks averaged over the tube -- the face's configuration, no time;
+* dynamic (facial-motion literature, e.g. Bandini 2017, Novotny 2022): landmark speeds per region,
+  expression range (5th-95th percentile spread of mouth width, mouth opening, eye aspect ratio,
+  brow height), blink rate from eye-aspect-ratio dips, and the motion's jerkiness.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hypomimia.errors import UserError
+from hypomimia.faces import landmarks as geo
+
+KINDS = ("landmark_static", "landmark_dynamic")
+
+
+def normalised(lm: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """Landmarks of valid frames, centred on the eye midpoint and in units of the inter-ocular distance."""
+    lm = np.asarray(lm, np.float64)[..., :2]
+    if valid is not None and np.asarray(valid).any():
+        lm = lm[np.asarray(valid, bool)]
+    right, left = geo.eye_centres(lm)
+    centre = (right + left) / 2
+    scale = np.maximum(np.linalg.norm(left - right, axis=-1), 1e-6)
+    return (lm - centre[:, None, :]) / scale[:, None, None]
+
+
+def static_features(lm: np.ndarray) -> np.ndarray:
+    """The mean normalised configuration (478 x 2 numbers)."""
+    return lm.mean(axis=0).ravel()
+
+
+def _spread(x: np.ndarray) -> float:
+    lo, hi = np.percentile(x, [5, 95])
+    return float(hi - lo)
+
+
+def blink_rate(ear: np.ndarray, fps: float, threshold: float) -> float:
+    """Blinks per minute: entries into 'EAR below ``threshold`` x the tube's median'."""
+    closed = ear < threshold * np.median(ear)
+    onsets = int(np.sum(closed[1:] & ~closed[:-1]) + int(closed[0]))
+    minutes = len(ear) / fps / 60.0
+    return onsets / minutes if minutes > 0 else 0.0
+
+
+def dynamic_features(lm: np.ndarray, fps: float, blink_threshold: float = 0.7) -> dict[str, float]:
+    """Named motion features of one tube (normalised landmarks ``T x 478 x 2``)."""
+    out: dict[str, float] = {}
+    step = np.linalg.norm(np.diff(lm, axis=0), axis=-1) * fps if len(lm) > 1 else np.zeros((1, lm.shape[1]))
+    for name, idx in geo.REGIONS.items():
+        speed = step[:, list(idx)].mean(axis=1)
+        out[f"speed_mean_{name}"] = float(speed.mean())
+        out[f"speed_p95_{name}"] = float(np.percentile(speed, 95))
+        accel = np.abs(np.diff(speed)) * fps if len(speed) > 1 else np.zeros(1)
+        out[f"jerk_{name}"] = float(accel.mean())
+    ear = geo.eye_aspect_ratio(lm)
+    brow = lm[:, list(geo.LEFT_BROW + geo.RIGHT_BROW), 1].mean(axis=1)
+    for name, series in {
+        "mouth_width": geo.mouth_width(lm),
+        "mouth_opening": geo.mouth_opening(lm),
+        "eye_aspect_ratio": ear,
+        "brow_height": brow,
+    }.items():
+        out[f"range_{name}"] = _spread(series)
+        out[f"std_{name}"] = float(np.std(series))
+    out["blink_rate_per_min"] = blink_rate(ear, fps, blink_threshold)
+    return out
+
+
+def tube_features(tube: Path, kind: str, blink_threshold: float = 0.7) -> np.ndarray:
+    """One feature vector from a tube file (``kind``: landmark_static or landmark_dynamic)."""
+    try:
+        with np.load(tube) as z:
+            lm, fps = z["landmarks"], float(z["fps"])
+            valid = z["valid"] if "valid" in z.files else None
+    except (OSError, KeyError, ValueError) as e:
+        raise UserError(
+            f"tube {tube.name} has no readable landmarks ({type(e).__name__}: {e})",
+            "re-run 'hypomimia facetubes' (tubes carry a landmarks array, docs/data-format.md)",
+        ) from None
+    norm = normalised(lm, valid)
+    if len(norm) == 0:
+        raise UserError(f"tube {tube.name} has no valid frame", "re-run 'hypomimia facetubes'")
+    if kind == "landmark_static":
+        return static_features(norm)
+    if kind == "landmark_dynamic":
+        return np.array(list(dynamic_features(norm, fps, blink_threshold).values()))
+    raise ValueError(f"unknown landmark feature kind {kind!r}; one of {KINDS}")
+
+
+def feature_names(kind: str) -> list[str]:
+    if kind == "landmark_static":
+        return [f"lm{i}_{ax}" for i in range(geo.N_LANDMARKS) for ax in "xy"]
+    dummy = np.zeros((3, geo.N_LANDMARKS, 2))
+    return list(dynamic_features(dummy, 25.0).keys())
+
+
+def make_classifier(classifier: str, c: float, seed: int):
+    """Standardised features -> L2 logistic regression or RBF SVM (with Platt probabilities)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    if classifier == "svm":
+        head = SVC(C=c, kernel="rbf", probability=True, random_state=seed)
+    else:
+        head = LogisticRegression(C=c, max_iter=5000)
+    return make_pipeline(StandardScaler(), head)
+
+
+def fit_predict(
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    features: dict[str, np.ndarray],
+    *,
+    classifier: str,
+    c: float,
+    seed: int,
+) -> pd.DataFrame:
+    """Fit on ``train`` videos, predict ``test`` videos: a clip table (one 'clip' per video) with the margin."""
+    x_train = np.stack([features[v] for v in train["video_id"]])
+    x_test = np.stack([features[v] for v in test["video_id"]])
+    model = make_classifier(classifier, c, seed).fit(x_train, train["label"].to_numpy(int))
+    p = np.clip(model.predict_proba(x_test)[:, 1], 1e-6, 1 - 1e-6)
+    return pd.DataFrame(
+        {
+            "clip": np.arange(len(test)),
+            "video_id": test["video_id"].to_numpy(),
+            "subject_id": test["subject_id"].astype(str).to_numpy(),
+            "label": test["label"].to_numpy(int),
+            "margin": np.log(p / (1 - p)),
+        }
+    )

@@ -1,0 +1,293 @@
+"""Pooled results per setting, slices, paired comparisons, and the human-readable report + figures.
+
+Every setting's held-out clips of every evaluated fold are pooled (each subject scored once, by a
+model that never saw it) and evaluated at subject level with 95% subject-bootstrap CIs.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hypomimia.evaluation import stats
+from hypomimia.learning.metrics import aggregate, auroc, bootstrap_ci, evaluate, with_probability
+
+SLICE_COLUMNS = ("sex", "age_band", "site", "camera", "task")
+
+
+def subject_table(clips: pd.DataFrame) -> pd.DataFrame:
+    return aggregate(with_probability(clips), "subject")
+
+
+def roc_points(y: np.ndarray, p: np.ndarray) -> dict[str, list[float]]:
+    from sklearn.metrics import roc_curve
+
+    if not 0 < int(np.sum(y)) < len(y):
+        return {"fpr": [], "tpr": []}
+    fpr, tpr, _ = roc_curve(y, p)
+    return {"fpr": fpr.round(4).tolist(), "tpr": tpr.round(4).tolist()}
+
+
+def reliability(y: np.ndarray, p: np.ndarray, bins: int) -> list[dict]:
+    """Equal-width bins of the predicted PD probability: mean prediction vs observed PD fraction."""
+    which = np.minimum((np.asarray(p) * bins).astype(int), bins - 1)
+    out = []
+    for b in range(bins):
+        m = which == b
+        if m.any():
+            out.append(
+                {
+                    "bin": b,
+                    "n": int(m.sum()),
+                    "mean_p": float(np.mean(p[m])),
+                    "observed": float(np.mean(y[m])),
+                }
+            )
+    return out
+
+
+def pooled(clips: pd.DataFrame, *, n_bootstrap: int, seed: int, bins: int) -> dict:
+    """Subject-level metrics with CIs, per-level AUROC, ROC and reliability of one setting's pooled clips."""
+    m = evaluate(clips, temperature=1.0, n_bootstrap=n_bootstrap, seed=seed)
+    s = m["overall"]["subject"]
+    subj = subject_table(clips)
+    y, p = subj["label"].to_numpy(int), subj["p"].to_numpy(float)
+    return {
+        "subject": {
+            k: s[k]
+            for k in (
+                "auroc",
+                "auroc_ci95",
+                "balanced_accuracy",
+                "balanced_accuracy_ci95",
+                "sensitivity",
+                "specificity",
+                "brier",
+                "ece",
+                "n",
+                "n_pd",
+                "abstain",
+            )
+        },  # fmt: skip
+        "video_auroc": m["overall"]["video"]["auroc"],
+        "clip_auroc": m["overall"]["clip"]["auroc"],
+        "roc": roc_points(y, p),
+        "reliability": reliability(y, p, bins),
+    }
+
+
+def add_age_band(info: pd.DataFrame, edges: list[int]) -> pd.DataFrame:
+    if "age" not in info or info["age"].isna().all():
+        return info
+    cuts = [-np.inf, *sorted(edges), np.inf]
+    labels = (
+        [f"<{edges[0]}"]
+        + [f"{a}-{b - 1}" for a, b in zip(edges[:-1], edges[1:], strict=True)]
+        + [f">={edges[-1]}"]
+    )
+    band = pd.cut(pd.to_numeric(info["age"], errors="coerce"), cuts, right=False, labels=labels)
+    return info.assign(age_band=band.astype(str).where(band.notna(), None))
+
+
+def slices(clips: pd.DataFrame, info: pd.DataFrame, *, n_bootstrap: int, seed: int) -> dict:
+    """AUROC with 95% subject-bootstrap CI per value of sex, age band, site, camera, task (where known).
+
+    Subject attributes are scored on subjects, per-video ones (task, camera) on videos; the CI always
+    resamples subjects. A slice with one class has AUROC null (the JSON says why)."""
+    videos = aggregate(with_probability(clips), "video").merge(
+        info, on="video_id", how="left", suffixes=("", "_info")
+    )
+    out = {}
+    for col in SLICE_COLUMNS:
+        if col not in videos or videos[col].isna().all():
+            continue
+        per_subject = videos.groupby("subject_id")[col].nunique(dropna=True).max() <= 1
+        for value in sorted(videos[col].dropna().astype(str).unique()):
+            part = videos[videos[col].astype(str) == value]
+            if per_subject:
+                part = part.groupby("subject_id", as_index=False).agg(
+                    label=("label", "first"), p=("p", "mean")
+                )
+            y, p = part["label"].to_numpy(int), part["p"].to_numpy(float)
+            out[f"{col}={value}"] = {
+                "level": "subject" if per_subject else "video",
+                "n": len(part),
+                "n_pd": int(y.sum()),
+                "auroc": auroc(y, p),
+                "auroc_ci95": bootstrap_ci(part, auroc, n_bootstrap, seed),
+            }
+    return out
+
+
+def compare(
+    tables: dict[str, pd.DataFrame],
+    pairs: list[tuple[str, str]],
+    *,
+    n_bootstrap: int,
+    seed: int,
+    method: str,
+    alpha: float,
+) -> list[dict]:
+    """Paired tests of each (a, b): DeLong and the paired subject bootstrap; both corrected over the family."""
+    rows = []
+    for a, b in pairs:
+        m = stats.paired_subjects(tables[a], tables[b], (a, b))
+        y, pa, pb = m["label"].to_numpy(int), m["p_a"].to_numpy(float), m["p_b"].to_numpy(float)
+        d = stats.delong(y, pa, pb)
+        bs = stats.paired_bootstrap(y, pa, pb, n_bootstrap, seed)
+        rows.append({"a": a, "b": b, "subjects": len(m), "auroc_a": d["auroc_a"], "auroc_b": d["auroc_b"],
+                     "difference": d["difference"], "difference_ci95": bs["difference_ci95"],
+                     "delong_z": d["z"], "delong_p": d["p_value"], "bootstrap_p": bs["p_value"]})  # fmt: skip
+    for key in ("delong_p", "bootstrap_p"):
+        adj = stats.adjust([r[key] for r in rows], method)
+        for r, q in zip(rows, adj, strict=True):
+            r[f"{key}_{method}"] = q
+    for r in rows:
+        q = r[f"delong_p_{method}"]
+        r["significant"] = bool(q == q and q < alpha)
+    return rows
+
+
+# --- markdown ----------------------------------------------------------------------------------
+
+
+def _f(x, nd: int = 3) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    return f"{x:.{nd}f}"
+
+
+def _ci(ci) -> str:
+    lo, hi = ci if ci else (None, None)
+    return f"{_f(lo, 2)}-{_f(hi, 2)}"
+
+
+def markdown(ev: dict) -> str:
+    lines = ["# Evaluation", "", f"Folds {ev['folds']} of repeat {ev['repeat']} (folds digest `{ev['folds_digest']}`), "
+             f"{ev['subjects']} held-out subjects, pooled over folds; 95% subject-bootstrap CIs "
+             f"({ev['bootstrap']} resamples). Every setting was scored on the same subjects.", "",
+             "## Models", "", "| model | subject AUROC | 95% CI | balanced acc. | 95% CI | ECE | per fold |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for name, r in ev["settings"].items():
+        if r["setting"]["design"] is not None:
+            continue
+        s = r["pooled"]["subject"]
+        folds = ", ".join(_f(f["subject_auroc"], 2) for f in r["folds"])
+        lines.append(f"| {name} | {_f(s['auroc'])} | {_ci(s['auroc_ci95'])} | {_f(s['balanced_accuracy'])} | "
+                     f"{_ci(s['balanced_accuracy_ci95'])} | {_f(s['ece'])} | {folds} |")  # fmt: skip
+    for title, key in (("Paired comparisons (the reference against each model)", "comparisons"),
+                       ("Temporal ablation against the shipped frame count", "ablation_comparisons")):  # fmt: skip
+        rows = ev.get(key) or []
+        if not rows:
+            continue
+        corr = ev["correction"]
+        lines += ["", f"## {title}", "", f"DeLong's test and a paired subject bootstrap; p-values {corr}-corrected over the table.", "",
+                  f"| A | B | AUROC A | AUROC B | A - B | 95% CI | DeLong p ({corr}) | bootstrap p ({corr}) | significant |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for c in rows:
+            lines.append(f"| {c['a']} | {c['b']} | {_f(c['auroc_a'])} | {_f(c['auroc_b'])} | {_f(c['difference'])} | "
+                         f"{_ci(c['difference_ci95'])} | {_f(c['delong_p_' + corr], 4)} | {_f(c['bootstrap_p_' + corr], 4)} | "
+                         f"{'yes' if c['significant'] else 'no'} |")  # fmt: skip
+    if ev.get("ablation"):
+        lines += [
+            "",
+            "## Temporal ablation",
+            "",
+            "| design | frames | stride | clip span (frames) | subject AUROC | 95% CI |",
+            "|---|---|---|---|---|---|",
+        ]
+        for row in ev["ablation"]:
+            lines.append(
+                f"| {row['design']} | {row['frames']} | {row['stride']} | {row['span']} | {_f(row['auroc'])} | {_ci(row['auroc_ci95'])} |"
+            )
+        lines += ["", ev["ablation_verdict"]]
+    if ev.get("slices"):
+        lines += [
+            "",
+            f"## Slices ({ev['reference']})",
+            "",
+            "| slice | level | n | AUROC | 95% CI |",
+            "|---|---|---|---|---|",
+        ]
+        for name, s in ev["slices"].items():
+            lines.append(f"| {name} | {s['level']} | {s['n']} | {_f(s['auroc'])} | {_ci(s['auroc_ci95'])} |")
+    b = ev.get("blessing")
+    if b:
+        lines += [
+            "",
+            "## Blessing",
+            "",
+            f"**{'BLESSED' if b['blessed'] else 'NOT BLESSED'}** -- {b['reason']}",
+            "",
+        ]
+    lines += ["", "Figures: " + ", ".join(f"`figures/{Path(f).name}`" for f in ev.get("figures", []))]
+    return "\n".join(lines) + "\n"
+
+
+# --- figures -----------------------------------------------------------------------------------
+
+
+def figures(ev: dict, fig_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    out = []
+    if ev.get("ablation"):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for design, marker in (("fixed_stride", "o"), ("fixed_duration", "s")):
+            rows = sorted((r for r in ev["ablation"] if r["design"] == design), key=lambda r: r["frames"])
+            if not rows:
+                continue
+            x = [r["frames"] for r in rows]
+            y = [np.nan if r["auroc"] is None else r["auroc"] for r in rows]
+            lo = [np.nan if r["auroc_ci95"][0] is None else r["auroc_ci95"][0] for r in rows]
+            hi = [np.nan if r["auroc_ci95"][1] is None else r["auroc_ci95"][1] for r in rows]
+            ax.plot(x, y, marker=marker, label=design.replace("_", " "))
+            ax.fill_between(x, lo, hi, alpha=0.2)
+        ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+        ax.set(
+            xlabel="frames per clip",
+            ylabel="pooled subject AUROC (95% CI)",
+            ylim=(0, 1.02),
+            title="Temporal ablation",
+        )
+        ax.legend(loc="lower right")
+        out.append(_save(fig, fig_dir / "ablation_auroc_vs_frames.png"))
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for name, r in ev["settings"].items():
+        roc = r["pooled"]["roc"]
+        if roc["fpr"] and r["setting"]["design"] is None:
+            ax.plot(roc["fpr"], roc["tpr"], label=f"{name} ({_f(r['pooled']['subject']['auroc'], 2)})")
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":")
+    ax.set(xlabel="1 - specificity", ylabel="sensitivity", title="Subject-level ROC, pooled folds")
+    ax.legend(fontsize=8)
+    out.append(_save(fig, fig_dir / "roc.png"))
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for name, r in ev["settings"].items():
+        rel = r["pooled"]["reliability"]
+        if rel and r["setting"]["design"] is None:
+            ax.plot([b["mean_p"] for b in rel], [b["observed"] for b in rel], marker="o", label=name)
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":")
+    ax.set(
+        xlabel="mean predicted P(PD)",
+        ylabel="observed PD fraction",
+        title="Reliability (subjects)",
+        xlim=(0, 1),
+        ylim=(0, 1),
+    )
+    ax.legend(fontsize=8)
+    out.append(_save(fig, fig_dir / "reliability.png"))
+    return out
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path

@@ -1,0 +1,496 @@
+"""Stage `evaluate`: every model and temporal setting on the same subject-grouped folds, paired
+statistics, a report, and the blessing decision for the trained challenger.
+
+    plan (evaluation/plan.py) -> fit each (setting, fold) task -> gather: pool folds per setting,
+    compare paired, slice, figures, bless, log to MLflow (parent run + one child per task)
+
+On one machine :func:`run` fits the tasks one after another; the KFP DAG fans them out
+(``components/evaluate.py``: one ``evaluate-fit`` task per (setting, fold), then ``evaluate``
+gathers). A task's folder holds ``task.json`` and ``test_clips.parquet`` (held-out clips with the
+run's calibrated margin); a finished task with the same ``task.json`` is not fitted again.
+
+Pairing is enforced, not assumed: every run must hold out exactly the subjects its fold holds in
+ingest's folds.parquet, and the trained model passed as ``model_dir`` must have been tested on
+them too; otherwise a UserError says the comparison is not paired.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hypomimia import jsonio
+from hypomimia.config.evaluate import EvaluateConfig
+from hypomimia.config.train import TrainConfig
+from hypomimia.data.artifacts import read_stage_table
+from hypomimia.errors import UserError
+from hypomimia.evaluation import blessing, landmarks, plan, report
+from hypomimia.evaluation.plan import Setting, Task
+
+log = logging.getLogger(__name__)
+
+CLIPS = "test_clips.parquet"
+
+
+@dataclass
+class EvaluateResult:
+    out_dir: Path
+    evaluation_path: Path
+    report_path: Path
+    blessing_path: Path
+    blessed: bool
+    decision: dict
+    settings: dict  # name -> pooled subject AUROC
+    figures: list[Path] = field(default_factory=list)
+    run_id: str | None = None
+    seconds: float = 0.0
+
+
+# --- one task ----------------------------------------------------------------------------------
+
+
+def _videos(tubes_dir: Path, folds: pd.DataFrame) -> pd.DataFrame:
+    """Accepted tubes with their fold (the join training makes)."""
+    tubes = read_stage_table(tubes_dir, "tubes.parquet", "facetubes")
+    if "status" in tubes:
+        tubes = tubes[tubes["status"].fillna("accepted") == "accepted"]
+    df = tubes.drop(columns=["label", "subject_id"], errors="ignore").merge(
+        folds[["video_id", "subject_id", "label", "fold"]], on="video_id", how="inner"
+    )
+    return df.assign(label=df["label"].map({"control": 0, "pd": 1}).astype(int)).sort_values("video_id")
+
+
+def task_spec(task: Task, cfg: EvaluateConfig, train: TrainConfig) -> dict:
+    """What determines a task's result (its folder is reused only when this is unchanged)."""
+    spec = {"setting": task.setting.to_dict(), "fold": task.fold, "repeat": train.repeat}
+    if task.setting.network:
+        from hypomimia.learning.training import config_fingerprint
+
+        spec["train"] = config_fingerprint(plan.train_config(task.setting, train, task.fold, cfg.epochs))
+    else:
+        spec["landmarks"] = cfg.landmarks.model_dump()
+        spec["seed"] = cfg.seed
+    return spec
+
+
+def _donor(tcfg: TrainConfig, donors: list[Path]) -> Path | None:
+    """A finished train output folder trained with exactly these params (fold included)."""
+    from hypomimia.learning.training import config_fingerprint
+
+    want = config_fingerprint(tcfg)
+    for d in donors:
+        try:
+            params = json.loads((Path(d) / "metadata.json").read_text())["train_params"]
+            if (
+                config_fingerprint(TrainConfig.model_validate(params)) == want
+                and (Path(d) / "predictions.parquet").is_file()
+            ):
+                return Path(d)
+        except (OSError, ValueError, KeyError):
+            continue
+    return None
+
+
+_FEATURES: dict[tuple[str, str, float], dict[str, np.ndarray]] = {}
+
+
+def _landmark_features(
+    tubes_dir: Path, videos: pd.DataFrame, kind: str, blink: float
+) -> dict[str, np.ndarray]:
+    key = (str(Path(tubes_dir).resolve()), kind, blink)
+    cache = _FEATURES.setdefault(key, {})
+    for r in videos.itertuples():
+        if r.video_id not in cache:
+            cache[r.video_id] = landmarks.tube_features(Path(tubes_dir) / r.tube, kind, blink)
+    return cache
+
+
+def fit(
+    task: Task,
+    cfg: EvaluateConfig,
+    train: TrainConfig,
+    tubes_dir: Path,
+    ingest_dir: Path,
+    runs_dir: Path,
+    *,
+    donors: list[Path] = (),
+    frame_cache: Path | None = None,
+    into: Path | None = None,
+) -> Path:
+    """Fit one (setting, fold) task into ``runs_dir/<run key>/fold<k>`` (or ``into``); return that folder."""
+    run_dir = Path(into) if into is not None else Path(runs_dir) / task.folder
+    spec = task_spec(task, cfg, train)
+    done = run_dir / "task.json"
+    if done.is_file() and (run_dir / CLIPS).is_file() and json.loads(done.read_text()).get("spec") == spec:
+        log.info("evaluate: %s fold %d already fitted", task.setting.name, task.fold)
+        return run_dir
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    t0 = time.perf_counter()
+    if task.setting.network:
+        from hypomimia.learning.crossval import load_run
+        from hypomimia.stages import train as train_stage
+
+        tcfg = plan.train_config(task.setting, train, task.fold, cfg.epochs)
+        donor = _donor(tcfg, [Path(d) for d in donors if d])
+        if donor is not None:
+            source = f"reused {donor.name}"
+            clips, _ = load_run(donor)
+            shutil.copy2(donor / "metrics.json", run_dir / "metrics.json")
+        else:
+            source = "trained"
+            if frame_cache is not None:  # one unpacked copy of the tubes for every run
+                Path(frame_cache).mkdir(parents=True, exist_ok=True)
+                (run_dir / "frame_cache").symlink_to(Path(frame_cache).resolve(), target_is_directory=True)
+            log.info("evaluate: training %s on fold %d", task.setting.name, task.fold)
+            train_stage.run(tcfg, tubes_dir, ingest_dir, run_dir, tracking_uri="off", resume=False)
+            clips, _ = load_run(run_dir)
+            for extra in ("checkpoints", "frame_cache"):  # keep the outputs lean (DVC caches them)
+                p = run_dir / extra
+                p.unlink() if p.is_symlink() else shutil.rmtree(p, ignore_errors=True)
+    else:
+        source = "fitted"
+        folds = plan.load_folds(ingest_dir, train.repeat)
+        videos = _videos(tubes_dir, folds)
+        feats = _landmark_features(tubes_dir, videos, task.setting.model, cfg.landmarks.blink_threshold)
+        lc = cfg.landmarks
+        clips = landmarks.fit_predict(
+            videos[videos["fold"] != task.fold], videos[videos["fold"] == task.fold], feats,
+            classifier=lc.classifier, c=lc.c, seed=cfg.seed,
+        )  # fmt: skip
+    clips = clips[["video_id", "subject_id", "label", "margin"]].assign(
+        subject_id=lambda d: d["subject_id"].astype(str)
+    )
+    clips.to_parquet(run_dir / CLIPS, index=False)
+    jsonio.write(done, {"spec": spec, "source": source, "seconds": round(time.perf_counter() - t0, 2)})
+    return run_dir
+
+
+def task_from_json(text: str) -> Task:
+    """A task of :func:`plan.tasks` from its JSON (the KFP fan-out passes tasks as strings)."""
+    d = json.loads(text)
+    return Task(Setting(**d["setting"]), int(d["fold"]))
+
+
+def task_json(task: Task) -> str:
+    return json.dumps({"setting": task.setting.to_dict(), "fold": task.fold}, sort_keys=True)
+
+
+# --- the whole stage ---------------------------------------------------------------------------
+
+
+def check_model_folds(model_dir: Path, folds: pd.DataFrame) -> None:
+    """The trained model's held-out subjects must be exactly its test fold's subjects in these folds."""
+    try:
+        meta = json.loads((Path(model_dir) / "metadata.json").read_text())
+        fold = int(meta["train_params"]["fold"])
+        preds = pd.read_parquet(Path(model_dir) / "predictions.parquet", columns=["subject_id", "split"])
+    except (OSError, ValueError, KeyError) as e:
+        raise UserError(
+            f"{model_dir} is not a finished train output ({type(e).__name__}: {e})",
+            "pass the output folder of 'hypomimia train' (model.pt, metadata.json, predictions.parquet)",
+        ) from None
+    tested = set(preds.loc[preds["split"] == "test", "subject_id"].astype(str))
+    expected = set(folds.loc[folds["fold"] == fold, "subject_id"].astype(str))
+    if not tested <= expected or not tested:
+        stray = sorted(tested - expected)[:5]
+        raise UserError(
+            f"the model in {model_dir} was tested on subjects that fold {fold} of these folds does not hold "
+            f"(e.g. {stray}): it was trained on other folds, so the evaluation would not be paired with it",
+            "evaluate with the ingest output the model was trained with (same folds.parquet), or retrain",
+        )
+
+
+def run(
+    cfg: EvaluateConfig,
+    train: TrainConfig,
+    tubes_dir: Path,
+    ingest_dir: Path,
+    out_dir: Path,
+    *,
+    model_dir: Path | None = None,
+    reuse: list[Path] = (),
+    tracking_uri: str | None = None,
+) -> EvaluateResult:
+    """Fit every (setting, fold) task, then :func:`gather`. ``model_dir``: the trained challenger
+    (its fold's reference run is reused when its params match); ``reuse``: more train folders to reuse."""
+    tubes_dir, ingest_dir, out_dir = Path(tubes_dir), Path(ingest_dir), Path(out_dir)
+    t0 = time.perf_counter()
+    folds = plan.load_folds(ingest_dir, train.repeat)
+    if model_dir is not None:
+        check_model_folds(model_dir, folds)
+    wanted = plan.test_folds(cfg, folds)
+    cache = out_dir / "frame_cache"
+    donors = [Path(d) for d in ([model_dir] if model_dir and cfg.reuse_trained else []) + list(reuse)]
+    run_dirs = [
+        fit(t, cfg, train, tubes_dir, ingest_dir, out_dir / "runs", donors=donors, frame_cache=cache)
+        for t in plan.tasks(cfg, train, wanted)
+    ]
+    shutil.rmtree(cache, ignore_errors=True)
+    result = gather(
+        cfg, train, tubes_dir, ingest_dir, run_dirs, out_dir, model_dir=model_dir, tracking_uri=tracking_uri
+    )
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _load_runs(run_dirs: list[Path], expected: dict[int, set[str]]) -> dict[tuple[str, int], pd.DataFrame]:
+    out = {}
+    for d in run_dirs:
+        d = Path(d)
+        try:
+            spec = json.loads((d / "task.json").read_text())["spec"]
+            clips = pd.read_parquet(d / CLIPS)
+        except (OSError, ValueError, KeyError) as e:
+            raise UserError(
+                f"{d} is not a finished evaluation task ({e})", "re-run 'hypomimia evaluate'"
+            ) from None
+        fold = int(spec["fold"])
+        s = Setting(**spec["setting"])
+        got = set(clips["subject_id"].astype(str))
+        if fold not in expected or got != expected[fold]:
+            missing, extra = (
+                sorted(expected.get(fold, set()) - got)[:3],
+                sorted(got - expected.get(fold, set()))[:3],
+            )
+            raise UserError(
+                f"run {d.parent.name}/{d.name} held out other subjects than fold {fold} of the evaluation's folds "
+                f"(missing {missing}, unexpected {extra}): the comparison would not be paired",
+                "fit every task from the same ingest folds.parquet (delete the stale run folder and re-run)",
+            )
+        out[(s.run_key, fold)] = clips
+    return out
+
+
+def _info(tubes_dir: Path, ingest_dir: Path, cfg: EvaluateConfig) -> pd.DataFrame:
+    """Per-video metadata for slices: task (tubes) and sex, age, site, camera (ingested.parquet)."""
+    tubes = read_stage_table(tubes_dir, "tubes.parquet", "facetubes")
+    info = tubes[["video_id", *[c for c in ("task",) if c in tubes]]]
+    ing_path = Path(ingest_dir) / "ingested.parquet"
+    if ing_path.is_file():
+        ing = pd.read_parquet(ing_path)
+        cols = [c for c in ("sex", "age", "site", "camera") if c in ing]
+        if cols:
+            info = info.merge(ing[["video_id", *cols]], on="video_id", how="left")
+    return report.add_age_band(info, cfg.age_bands)
+
+
+def _ablation_rows(ev_settings: dict, train: TrainConfig) -> list[dict]:
+    rows = []
+    for name, r in ev_settings.items():
+        s = r["setting"]
+        if s["design"] is None:
+            continue
+        sub = r["pooled"]["subject"]
+        rows.append({"setting": name, "design": s["design"], "frames": s["frames"], "stride": s["stride"],
+                     "span": (s["frames"] - 1) * s["stride"] + 1, "auroc": sub["auroc"], "auroc_ci95": sub["auroc_ci95"]})  # fmt: skip
+    return sorted(rows, key=lambda r: (r["design"], r["frames"]))
+
+
+def _ablation_verdict(rows: list[dict], comparisons: list[dict], shipped: int) -> str:
+    """Does the curve pick a frame count? Only if one beats the shipped count significantly."""
+    if not rows:
+        return ""
+    parts = []
+    for design in ("fixed_stride", "fixed_duration"):
+        rs = [r for r in rows if r["design"] == design and r["auroc"] == r["auroc"]]
+        if rs:
+            best = max(rs, key=lambda r: r["auroc"])
+            parts.append(f"{design}: best {best['frames']} frames (AUROC {best['auroc']:.3f})")
+    better = [c for c in comparisons if c["significant"] and c["difference"] > 0]
+    if better:
+        verdict = "significantly better than the shipped count: " + ", ".join(c["a"] for c in better)
+    else:
+        verdict = (f"no frame count differs significantly from the shipped {shipped} frames after correction: "
+                   f"the curve cannot pick one on these subjects; params.yaml keeps train.model.frames = {shipped}")  # fmt: skip
+    return "; ".join(parts) + ". " + verdict + "."
+
+
+def gather(
+    cfg: EvaluateConfig,
+    train: TrainConfig,
+    tubes_dir: Path,
+    ingest_dir: Path,
+    run_dirs: list[Path],
+    out_dir: Path,
+    *,
+    model_dir: Path | None = None,
+    tracking_uri: str | None = None,
+) -> EvaluateResult:
+    """Pool, compare, slice, bless and report the fitted tasks (the KFP gather step calls this alone)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    folds = plan.load_folds(ingest_dir, train.repeat)
+    if model_dir is not None:
+        check_model_folds(model_dir, folds)
+    wanted = plan.test_folds(cfg, folds)
+    videos = _videos(tubes_dir, folds)
+    expected = {k: set(videos.loc[videos["fold"] == k, "subject_id"].astype(str)) for k in wanted}
+    runs = _load_runs(run_dirs, expected)
+    digest = plan.folds_digest(folds)
+
+    ev_settings, tables, pooled_clips = {}, {}, {}
+    for s in plan.settings(cfg, train):
+        missing = [k for k in wanted if (s.run_key, k) not in runs]
+        if missing:
+            raise UserError(f"setting {s.name} has no run for folds {missing}", "re-run 'hypomimia evaluate'")
+        clips = pd.concat([runs[(s.run_key, k)] for k in wanted], ignore_index=True)
+        per_fold = []
+        for k in wanted:
+            t = report.subject_table(runs[(s.run_key, k)])
+            per_fold.append(
+                {
+                    "fold": k,
+                    "subjects": len(t),
+                    "subject_auroc": report.auroc(t["label"].to_numpy(), t["p"].to_numpy()),
+                }
+            )
+        ev_settings[s.name] = {
+            "setting": s.to_dict(),
+            "runs": [f"runs/{s.run_key}/fold{k}" for k in wanted],
+            "folds": per_fold,
+            "pooled": report.pooled(
+                clips, n_bootstrap=cfg.bootstrap, seed=cfg.seed, bins=cfg.calibration_bins
+            ),
+        }
+        tables[s.name], pooled_clips[s.name] = report.subject_table(clips), clips
+
+    ref = cfg.reference
+    kw = {"n_bootstrap": cfg.bootstrap, "seed": cfg.seed, "method": cfg.correction, "alpha": cfg.alpha}
+    model_names = [n for n, r in ev_settings.items() if r["setting"]["design"] is None]
+    comparisons = report.compare(tables, [(ref, m) for m in model_names if m != ref], **kw)
+    ref_key = plan.settings(cfg, train)[model_names.index(ref)].run_key
+    ablation_pairs = [(n, ref) for n, r in ev_settings.items() if r["setting"]["design"] is not None
+                      and Setting(**r["setting"]).run_key != ref_key]  # fmt: skip
+    ablation_comparisons = report.compare(tables, ablation_pairs, **kw)
+    ablation = _ablation_rows(ev_settings, train)
+    sub = ev_settings[ref]["pooled"]["subject"]
+    ev = {
+        "reference": ref,
+        "folds": wanted,
+        "repeat": train.repeat,
+        "folds_digest": digest,
+        "subjects": int(sum(len(v) for v in expected.values())),
+        "bootstrap": cfg.bootstrap,
+        "correction": cfg.correction,
+        "alpha": cfg.alpha,
+        "settings": ev_settings,
+        "comparisons": comparisons,
+        "ablation": ablation,
+        "ablation_comparisons": ablation_comparisons,
+        "ablation_verdict": _ablation_verdict(ablation, ablation_comparisons, train.model.frames),
+        "slices": report.slices(
+            pooled_clips[ref], _info(tubes_dir, ingest_dir, cfg), n_bootstrap=cfg.bootstrap, seed=cfg.seed
+        ),
+        "params": {"evaluate": cfg.model_dump(mode="json"), "train": train.model_dump(mode="json")},
+    }
+
+    # --- the blessing decision for the trained challenger
+    name = train.registered_model or None
+    tracking = tracking_uri != "off"
+    uri = None
+    version = champ = None
+    c = None
+    if tracking and name:
+        from hypomimia.evaluation import registry
+        from hypomimia.learning import mlflow_runs
+
+        uri = tracking_uri or mlflow_runs.default_tracking_uri()
+        c = registry.client(uri)
+        run_id = None
+        if model_dir is not None:
+            try:
+                run_id = (
+                    json.loads((Path(model_dir) / "metadata.json").read_text())
+                    .get("mlflow", {})
+                    .get("run_id")
+                )
+            except (OSError, ValueError):
+                run_id = None
+        version = registry.version_of_run(c, name, run_id)
+        rec = registry.champion(c, name)
+        champ = blessing.Champion(rec.version, rec.subject_auroc, rec.folds_digest) if rec else None
+    candidate = blessing.Candidate(ref, sub["auroc"], tuple(sub["auroc_ci95"]), digest, version)
+    decision = blessing.decide(cfg.blessing, candidate, champ, model=name)
+    decision.evidence = str(out_dir / "evaluation.json")
+    ev["blessing"] = decision.to_dict()
+
+    fig_paths = report.figures(ev, out_dir / "figures")
+    ev["figures"] = [str(p.relative_to(out_dir)) for p in fig_paths]
+    run_id = _log_mlflow(ev, cfg, train, tubes_dir, videos, out_dir, uri) if tracking else None
+    ev["mlflow_run_id"] = run_id
+    jsonio.write(out_dir / "evaluation.json", ev)
+    jsonio.write(out_dir / "blessing.json", ev["blessing"])
+    (out_dir / "evaluation.md").write_text(report.markdown(ev), encoding="utf-8")
+    if c is not None and version is not None:
+        from hypomimia.evaluation import registry
+
+        registry.set_challenger(c, name, version)
+        if not decision.blessed:
+            registry.reject(name, version, why=decision.reason, evidence=str(out_dir / "blessing.json"))
+    return EvaluateResult(
+        out_dir, out_dir / "evaluation.json", out_dir / "evaluation.md", out_dir / "blessing.json",
+        decision.blessed, ev["blessing"], {n: r["pooled"]["subject"]["auroc"] for n, r in ev_settings.items()},
+        fig_paths, run_id,
+    )  # fmt: skip
+
+
+def _log_mlflow(
+    ev: dict,
+    cfg: EvaluateConfig,
+    train: TrainConfig,
+    tubes_dir: Path,
+    videos: pd.DataFrame,
+    out_dir: Path,
+    uri: str | None,
+) -> str:
+    """One parent run (tags: git commit, params hash, data version, folds digest) and a child run per
+    (setting, fold) named '<setting> fold<k>'."""
+    import mlflow
+
+    from hypomimia.learning import mlflow_runs
+
+    uri = uri or mlflow_runs.default_tracking_uri()
+    exp = mlflow_runs.setup_experiment(uri, cfg.experiment)
+    params_hash = hashlib.sha256(json.dumps(ev["params"], sort_keys=True).encode()).hexdigest()[:16]
+    data = mlflow_runs.tubes_digest(tubes_dir, [tubes_dir / t for t in videos["tube"]])
+    tags = {**mlflow_runs.data_version_tags(tubes_dir, data), "params.hash": params_hash,
+            "folds.digest": ev["folds_digest"], "hypomimia.stage": "evaluate"}  # fmt: skip
+    with mlflow.start_run(
+        experiment_id=exp, run_name=f"evaluate {cfg.reference} folds {ev['folds_digest'][:8]}", tags=tags
+    ) as parent:
+        mlflow.log_params({"reference": cfg.reference, "folds": str(ev["folds"]), "models": ",".join(cfg.models),
+                           "ablation.frames": str(cfg.ablation.frames), "ablation.designs": ",".join(cfg.ablation.designs),
+                           "bootstrap": cfg.bootstrap, "correction": cfg.correction})  # fmt: skip
+        for name, r in ev["settings"].items():
+            s = r["pooled"]["subject"]
+            key = name.replace("/", ".")
+            mlflow.log_metrics({f"{key}.subject_auroc": s["auroc"]} if s["auroc"] == s["auroc"] else {})
+            for f in r["folds"]:
+                st = r["setting"]
+                child_tags = {**tags, "hypomimia.setting": name, "hypomimia.model": st["model"],
+                              "hypomimia.fold": str(f["fold"]), "hypomimia.design": st["design"] or "shipped"}  # fmt: skip
+                with mlflow.start_run(
+                    experiment_id=exp, run_name=f"{name} fold{f['fold']}", nested=True, tags=child_tags
+                ):
+                    mlflow.log_params({k: v for k, v in st.items() if v is not None})
+                    if f["subject_auroc"] == f["subject_auroc"]:
+                        mlflow.log_metric("test.subject_auroc", f["subject_auroc"])
+                    mlflow.log_metric("test.subjects", f["subjects"])
+        mlflow.set_tag("blessing.blessed", str(ev["blessing"]["blessed"]).lower())
+        for p in ev.get("figures", []):
+            mlflow.log_artifact(str(out_dir / p), artifact_path="figures")
+        mlflow.log_text(jsonio.dumps(ev), "evaluation.json")
+        return parent.info.run_id
+
+
+__all__ = ["EvaluateResult", "check_model_folds", "fit", "gather", "run"]

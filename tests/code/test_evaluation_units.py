@@ -1,0 +1,141 @@
+"""Evaluation's pieces: paired statistics, multiple-comparison correction, landmark features,
+the blessing decision, the plan's settings, and standard JSON."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hypomimia import jsonio
+from hypomimia.config.evaluate import BlessingConfig, EvaluateConfig
+from hypomimia.config.train import TrainConfig
+from hypomimia.errors import UserError
+from hypomimia.evaluation import blessing, landmarks, plan, stats
+from hypomimia.faces import landmarks as geo
+
+
+def test_delong_matches_the_paired_bootstrap_and_detects_a_real_difference():
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 40)
+    good = y + rng.normal(0, 0.5, 80)  # AUROC ~0.92
+    poor = y + rng.normal(0, 3.0, 80)  # AUROC ~0.6
+    d = stats.delong(y, good, poor)
+    from sklearn.metrics import roc_auc_score
+
+    assert d["auroc_a"] == pytest.approx(roc_auc_score(y, good))
+    assert d["auroc_b"] == pytest.approx(roc_auc_score(y, poor))
+    assert d["p_value"] < 0.01
+    bs = stats.paired_bootstrap(y, good, poor, n=500, seed=0)
+    assert bs["p_value"] < 0.02 and bs["difference_ci95"][0] > 0
+    same = stats.delong(y, good, good + 1e-9 * rng.normal(size=80))
+    assert same["difference"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_delong_is_not_significant_between_two_equal_models():
+    rng = np.random.default_rng(1)
+    y = np.repeat([0, 1], 20)
+    a, b = y + rng.normal(0, 1, 40), y + rng.normal(0, 1, 40)
+    assert stats.delong(y, a, b)["p_value"] > 0.05
+
+
+def test_holm_is_step_down_and_monotone():
+    assert stats.adjust([0.01, 0.04, 0.03], "holm") == pytest.approx([0.03, 0.06, 0.06])
+    assert stats.adjust([0.01, 0.04], "bonferroni") == pytest.approx([0.02, 0.08])
+    out = stats.adjust([0.02, math.nan], "holm")
+    assert out[0] == pytest.approx(0.02) and math.isnan(out[1])
+
+
+def test_unpaired_tables_are_refused():
+    a = pd.DataFrame({"subject_id": ["s1", "s2"], "label": [0, 1], "p": [0.2, 0.8]})
+    b = pd.DataFrame({"subject_id": ["s1", "s3"], "label": [0, 1], "p": [0.2, 0.8]})
+    with pytest.raises(UserError, match="not paired"):
+        stats.paired_subjects(a, b, ("i3d", "landmark_static"))
+
+
+def _face(t: int, blink_frames=(), mouth_speed: float = 0.0) -> np.ndarray:
+    """A face-shaped landmark set: eye corners 1 apart; eyelids close on blink frames; mouth moves."""
+    base = np.random.default_rng(0).normal(0, 0.3, (geo.N_LANDMARKS, 2))
+    base[geo.RIGHT_EYE_OUTER], base[geo.RIGHT_EYE_INNER] = (-0.7, 0), (-0.3, 0)
+    base[geo.LEFT_EYE_INNER], base[geo.LEFT_EYE_OUTER] = (0.3, 0), (0.7, 0)
+    lm = np.repeat(base[None], t, axis=0)
+    for ear_idx in (geo.RIGHT_EYE_EAR, geo.LEFT_EYE_EAR):
+        x0 = base[ear_idx[0], 0]
+        for k, dx in ((1, 0.13), (2, 0.27), (5, 0.13), (4, 0.27)):
+            lm[:, ear_idx[k]] = (x0 + dx * np.sign(base[ear_idx[3], 0] - x0), 0.1 if k in (1, 2) else -0.1)
+    for f in blink_frames:
+        for ear_idx in (geo.RIGHT_EYE_EAR, geo.LEFT_EYE_EAR):
+            lm[f, [ear_idx[1], ear_idx[2], ear_idx[4], ear_idx[5]], 1] = 0.0
+    lm[:, list(geo.LIPS), 1] += 0.2 * np.sin(np.arange(t) * mouth_speed)[:, None]
+    return lm
+
+
+def test_dynamic_features_count_blinks_and_scale_with_motion():
+    still = landmarks.dynamic_features(_face(250, blink_frames=[50, 51, 150]), fps=25.0)
+    assert still["blink_rate_per_min"] == pytest.approx(2 / (250 / 25 / 60))
+    moving = landmarks.dynamic_features(_face(250, mouth_speed=0.5), fps=25.0)
+    assert moving["speed_mean_mouth"] > 10 * max(still["speed_mean_mouth"], 1e-6)
+    assert moving["range_mouth_opening"] >= still["range_mouth_opening"]
+    assert list(moving) == landmarks.feature_names("landmark_dynamic")
+
+
+def test_static_features_are_the_normalised_mean_face():
+    lm = _face(10)
+    shifted = lm * 3.0 + 40.0  # another crop of the same face
+    a = landmarks.static_features(landmarks.normalised(lm))
+    b = landmarks.static_features(landmarks.normalised(shifted))
+    assert np.allclose(a, b) and len(a) == len(landmarks.feature_names("landmark_static"))
+
+
+def test_plan_pairs_designs_and_dedupes_the_shipped_point():
+    train = TrainConfig(model={"frames": 14}, stride=4)
+    cfg = EvaluateConfig(models=["i3d", "landmark_static"], ablation={"frames": [4, 14]})
+    names = [s.name for s in plan.settings(cfg, train)]
+    assert names[:2] == ["i3d", "landmark_static"] and "i3d/fixed_duration/f4" in names
+    by = {s.name: s for s in plan.settings(cfg, train)}
+    assert by["i3d/fixed_stride/f14"].run_key == by["i3d"].run_key  # trained once
+    assert by["i3d/fixed_duration/f4"].stride == round(13 * 4 / 3)  # spans what 14 x 4 spans
+    tasks = plan.tasks(cfg, train, [0, 1])
+    assert len(tasks) == len({(t.setting.run_key, t.fold) for t in tasks})
+    tc = plan.train_config(by["i3d/fixed_duration/f4"], train, 1, epochs=2)
+    assert (tc.fold, tc.model.frames, tc.stride, tc.epochs, tc.registered_model) == (1, 4, 17, 2, "")
+
+
+def _candidate(auc, lo, digest="d1"):
+    return blessing.Candidate("i3d", auc, (lo, min(1.0, auc + 0.1)), digest, "2")
+
+
+def test_blessing_floor_champion_margin_and_folds():
+    cfg = BlessingConfig(min_auroc_lower_ci=0.7, max_drop_vs_champion=0.02)
+    assert blessing.decide(cfg, _candidate(0.9, 0.75), None).blessed  # first blessed model
+    assert not blessing.decide(cfg, _candidate(0.9, 0.6), None).blessed  # under the floor
+    assert not blessing.decide(cfg, _candidate(0.9, math.nan), None).blessed  # no CI -> no blessing
+    champ = blessing.Champion("1", 0.95, "d1")
+    worse = blessing.decide(cfg, _candidate(0.9, 0.75), champ)
+    assert not worse.blessed and "not_worse_than_champion" in worse.reason
+    assert blessing.decide(cfg, _candidate(0.94, 0.75), champ).blessed  # within the margin
+    other_folds = blessing.decide(cfg, _candidate(0.99, 0.9), blessing.Champion("1", 0.5, "d0"))
+    assert not other_folds.blessed and "other folds" in other_folds.reason
+
+
+def test_json_is_standard_with_null_and_a_reason():
+    text = jsonio.dumps(
+        {"overall": {"subject": {"auroc": float("nan"), "auroc_ci95": (np.float64("nan"), 0.9)}}}
+    )
+    data = json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c}"))
+    assert data["overall"]["subject"]["auroc"] is None
+    assert "both classes" in data["nulls"]["overall.subject.auroc"]
+    assert "overall.subject.auroc_ci95.0" in data["nulls"]
+
+
+def test_the_gpu_profile_is_valid_and_runs_the_full_ablation(repo_root):
+    from hypomimia.config import load_params
+    from pipeline.pipeline import evaluation_tasks
+
+    gpu = load_params(repo_root / "params" / "gpu.yaml")
+    assert (gpu.train.model.width, gpu.train.model.size, gpu.train.amp) == (1.0, 224, "bf16")
+    assert gpu.evaluate.ablation.frames == [4, 8, 14, 16, 32] and len(gpu.evaluate.ablation.designs) == 2
+    assert set(gpu.evaluate.models) == {"i3d", "r3d18", "resnet2d50", "landmark_static", "landmark_dynamic"}
+    # 3 networks + 8 ablation points (14 frames fixed-duration = the shipped clip) per fold, + 2 landmark fits
+    assert len(evaluation_tasks(gpu)) == gpu.ingest.folds * (3 + 8 + 2)
