@@ -22,6 +22,9 @@ def serve_build(params: str, model_uri: str, tracking_uri: str, bentoml_home: st
     from hypomimia.config.serve import ServeConfig
     from hypomimia.inference.bento import build_bento
 
+    if tracking_uri == "off":  # no registry in this run (local tests): no champion to build
+        print("tracking off: no registry model to build a bento for")
+        return
     cfg = ServeConfig.model_validate_json(params)
     root = Path(os.environ.get("HYPOMIMIA_HOME", "/opt/hypomimia"))
     home = Path(bentoml_home) if bentoml_home else None

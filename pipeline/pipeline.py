@@ -7,7 +7,7 @@
                   --failure--> gate_failed (fails the run; train never starts)
       train -> explain
       train -> evaluate_fit x (setting, fold) (dsl.ParallelFor) -> evaluate (gather, blessing)
-            --blessed--> promote (dsl.If: MLflow aliases challenger -> champion)
+            --blessed--> promote (dsl.If: MLflow aliases challenger -> champion) -> serve-build (the bento)
 
 The factory knows nothing about where it runs: ``pipeline/hypomimia_pipeline.yaml`` (compiled,
 checked in) goes to a Kubeflow cluster, ``hypomimia.pipeline_runner.run_local`` runs the same
@@ -30,6 +30,7 @@ from components.explain import explain
 from components.facetubes import facetubes, facetubes_shard
 from components.ingest import ingest
 from components.phantom import phantom
+from components.serve_build import serve_build
 from components.train import train
 from components.validate import gate_failed, validate
 from hypomimia.config import Params
@@ -54,6 +55,7 @@ def section_json(params: Params) -> dict[str, str]:
         "train": params.train.model_dump_json(),
         "explain": params.explain.model_dump_json(),
         "evaluate": params.evaluate.model_dump_json(),
+        "serve": params.serve.model_dump_json(),
     }
 
 
@@ -79,6 +81,7 @@ def create_pipeline(params: Params, gpu: bool | None = None):
         train_params: str = defaults["train"],
         explain_params: str = defaults["explain"],
         evaluate_params: str = defaults["evaluate"],
+        serve_params: str = defaults["serve"],
         mlflow_tracking_uri: str = cfg.mlflow_tracking_uri,
         tube_cache: str = "",
     ) -> PipelineOutputs:
@@ -111,7 +114,7 @@ def create_pipeline(params: Params, gpu: bool | None = None):
             )
             _train_resources(trained, cfg, use_gpu)
             _evaluate_and_promote(params, cfg, use_gpu, trained, tubes, ing, explain_params, evaluate_params,
-                                  train_params, mlflow_tracking_uri)  # fmt: skip
+                                  train_params, serve_params, mlflow_tracking_uri)  # fmt: skip
         with dsl.Else(name="gate-blocked"):
             _stage(gate_failed(validation=gate.outputs["validation"]), cfg)
 
@@ -130,8 +133,9 @@ def evaluation_tasks(params: Params) -> list[str]:
 
 
 def _evaluate_and_promote(params, cfg, use_gpu, trained, tubes, ing, explain_params, evaluate_params,
-                          train_params, tracking_uri) -> None:  # fmt: skip
-    """explain and evaluate after train; promotion only when the evaluation blessed the challenger."""
+                          train_params, serve_params, tracking_uri) -> None:  # fmt: skip
+    """explain and evaluate after train; promotion, then the endpoint's bento for the new champion, only
+    when the evaluation blessed the challenger."""
     inputs = {
         "model": trained.outputs["model"],
         "tubes": tubes.outputs["tubes"],
@@ -149,7 +153,12 @@ def _evaluate_and_promote(params, cfg, use_gpu, trained, tubes, ing, explain_par
         cfg,
     )  # fmt: skip
     with dsl.If(gathered.outputs["blessed"] == True, name="blessed"):  # noqa: E712 (a KFP condition)
-        _stage(promote(evaluation=gathered.outputs["evaluation"], tracking_uri=tracking_uri), cfg)
+        promoted = _stage(promote(evaluation=gathered.outputs["evaluation"], tracking_uri=tracking_uri), cfg)
+        champion = f"models:/{params.train.registered_model}@champion"
+        built = serve_build(
+            params=serve_params, model_uri=champion, tracking_uri=tracking_uri, bentoml_home=""
+        )
+        _stage(built, cfg).after(promoted)
 
 
 def _source(cfg: PipelineConfig, phantom_params):

@@ -222,16 +222,21 @@ def run_local(
 
 @contextlib.contextmanager
 def _importable(repo_root: Path):
-    """Task subprocesses import ``components.pipeline_io`` from the checkout (the image ships it beside the package)."""
-    old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(repo_root), *([old] if old else [])])
+    """Task subprocesses import ``components.pipeline_io`` from the checkout and find ``serving/`` and the
+    lock there (HYPOMIMIA_HOME), as the image ships them beside the package under /opt/hypomimia."""
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "HYPOMIMIA_HOME")}
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [str(repo_root), *([saved["PYTHONPATH"]] if saved["PYTHONPATH"] else [])]
+    )
+    os.environ.setdefault("HYPOMIMIA_HOME", str(repo_root))
     try:
         yield
     finally:
-        if old is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = old
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _default_tracking_uri() -> str:

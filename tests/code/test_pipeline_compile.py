@@ -151,7 +151,8 @@ def test_evaluation_fans_out_per_task_and_blessing_gates_promotion(spec, params)
     gated = [
         c for name, c in comps.items() if name.startswith("comp-condition") and "promote" in c["dag"]["tasks"]
     ]
-    assert len(gated) == 1 and set(gated[0]["dag"]["tasks"]) == {"promote"}
+    assert len(gated) == 1 and set(gated[0]["dag"]["tasks"]) == {"promote", "serve-build"}
+    assert gated[0]["dag"]["tasks"]["serve-build"]["dependentTasks"] == ["promote"]
     text = str(spec[0])
     assert "pipelinechannel--evaluate-blessed" in text
     tasks = evaluation_tasks(params)

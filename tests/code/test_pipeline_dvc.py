@@ -12,8 +12,9 @@ from hypomimia.pipeline_runner import compile_pipeline
 
 # KFP tasks that are not stages of their own: the fan-out half of facetubes, the gate's failing branch.
 FOLDED_INTO = {"facetubes-shard": "facetubes", "evaluate-fit": "evaluate"}
-# promote changes registry aliases (a side effect, not an output DVC could cache): the DAG only.
-CONTROL_FLOW = {"gate-failed", "importer", "promote"}
+# promote changes registry aliases and serve-build packs the registry's champion into a bento (side
+# effects, not outputs DVC could cache): the DAG only.
+CONTROL_FLOW = {"gate-failed", "importer", "promote", "serve-build"}
 SECTION_ATTR = {"validate": "validate_"}
 # The DAG's data-source task; in DVC the data set is the DVC-tracked folder of data.dvc, not a stage.
 DATA_SOURCE = "phantom"
