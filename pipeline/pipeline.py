@@ -11,13 +11,11 @@
 
 The factory knows nothing about where it runs: ``pipeline/hypomimia_pipeline.yaml`` (compiled,
 checked in) goes to a Kubeflow cluster, ``hypomimia.pipeline_runner.run_local`` runs the same
-graph with ``kfp.local`` on this machine. Each stage's params section is a JSON string pipeline
-parameter, so the defaults come from params.yaml and a run can override any section.
-
-Typed slots for stages that are not written yet (same shape: one component module, one task here,
-one dvc.yaml stage, see docs/operations.md "Adding a stage"):
-  * serving build(model: Input[Model]) -> Output[Artifact] (Bento)                      after evaluate
-  * monitor(validation: Input[Dataset], current data) -> Output[HTML] (drift report)   scheduled
+graph with ``kfp.local`` on this machine, and ``dvc.yaml`` holds the same stages from ingest to
+evaluate (promote and serve-build change the registry and the bento store: DAG only). Each stage's
+params section is a JSON string pipeline parameter, so the defaults come from params.yaml and a run
+can override any section. The scheduled drift monitor is a second pipeline
+(``pipeline/monitor_pipeline.py``). Adding a stage: docs/operations.md "Add a stage".
 """
 
 from typing import NamedTuple
