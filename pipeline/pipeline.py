@@ -34,10 +34,6 @@ from components.validate import gate_failed, validate
 from hypomimia.config import Params
 from hypomimia.config.pipeline import PipelineConfig
 
-# DAG task names that are stages (the rest is control flow); dvc.yaml has exactly these stages.
-STAGE_TASKS = ("phantom", "ingest", "facetubes", "validate", "train", "explain", "evaluate")
-
-
 class PipelineOutputs(NamedTuple):
     tubes: Dataset
     validation: Dataset

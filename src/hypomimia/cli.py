@@ -36,7 +36,10 @@ COMMAND_MODULES = [
 
 _app = typer.Typer(
     name="hypomimia",
-    help="Facial video -> Parkinson's hypomimia biomarker: phantom data, ingest, face tubes, validation, training.",
+    help=(
+        "Facial video -> Parkinson's hypomimia biomarker: phantom data, ingest, face tubes, validation, "
+        "training, explanations, evaluation and the registry, lineage, serving, drift monitoring."
+    ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,

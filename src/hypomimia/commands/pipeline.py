@@ -60,7 +60,8 @@ def run(
     tracking_uri: Annotated[str, typer.Option(help="MLflow URI (default: work/mlflow/mlflow.db)")] = "",
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="stream task logs")] = False,
 ) -> None:
-    """Run the whole DAG: phantom -> ingest -> face tubes (fan-out) -> validate -> train."""
+    """Run the whole DAG: phantom -> ingest -> face tubes (fan-out) -> validate -> train -> explain,
+    evaluate (fan-out) -> promote + serve-build when blessed."""
     if not local:
         raise UserError("only local runs start here", "add --local, or use 'hypomimia pipeline submit'")
     log_file = None if verbose else root / "logs" / "last-run.log"
