@@ -34,6 +34,7 @@ from components.validate import gate_failed, validate
 from hypomimia.config import Params
 from hypomimia.config.pipeline import PipelineConfig
 
+
 class PipelineOutputs(NamedTuple):
     tubes: Dataset
     validation: Dataset

@@ -72,6 +72,10 @@ def setup_logging(level: str = "INFO", json_lines: bool = False) -> None:
     for name in ("absl", "mlflow", "alembic", "great_expectations", "urllib3", "matplotlib", "PIL", "kfp"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", category=FutureWarning)
+    # MLflow cannot tell two local dataset-source classes apart for the run's input dataset: harmless noise.
+    warnings.filterwarnings(
+        "ignore", message="The specified dataset source can be interpreted in multiple ways"
+    )
 
 
 def redact_path(path: str | Path) -> str:

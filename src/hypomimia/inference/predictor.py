@@ -194,8 +194,12 @@ def load_served_model(
             "retrain the model with this version, or serve it with the package version that trained it",
         )
     extra = loaded.extra
+    # The training data's version as the model's lineage recorded it (the DVC version of the videos);
+    # models trained before that record fall back to the registry run's digest of its training tubes.
     source_file = folder / "source.json"
-    data_version = json.loads(source_file.read_text()).get("data_version") if source_file.is_file() else None
+    data_version = (meta.get("lineage") or {}).get("data_version") or (
+        json.loads(source_file.read_text()).get("data_version") if source_file.is_file() else None
+    )
     net = loaded.model.eval()
     with torch.inference_mode():
         dim = int(net.embed(torch.zeros(1, *loaded.clip["shape"])).shape[1])
@@ -213,7 +217,6 @@ def load_served_model(
         metrics=metrics,
         source=source,
         folder=folder,
-        # The registry run's content digest of the training tubes; a local folder has none of its own.
         data_version=str(data_version) if data_version else None,
         embed_dim=dim,
         extra=extra,
