@@ -135,7 +135,7 @@ def test_rerun_with_unchanged_params_does_no_work(study, monkeypatch):
     def no_work(*a, **k):
         raise AssertionError("a cached video was processed again")
 
-    monkeypatch.setattr(facetubes, "extract_tube", no_work)
+    monkeypatch.setattr(facetubes, "track_segment_or_failure", no_work)
     again = facetubes.run(CFG, study["ingest"], study["dir"] / "out", study["dir"] / "cache")
     assert again.report["cache_hits"] == 7 and again.report["processed"] == 0
     pd.testing.assert_frame_equal(again.tubes, study["result"].tubes)

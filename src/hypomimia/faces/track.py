@@ -287,14 +287,16 @@ class FaceTracker:
         half = max(1, round(WINDOW_SCALE * face.side / (2 * q))) * q
         self._window = Box(cx - half, cy - half, cx + half, cy + half)
         self._target = face
-        self._close_mesh()
-        self._mesh = self._mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=False,
-            max_num_faces=1,
-            refine_landmarks=True,  # the 10 iris points: 478 landmarks, as the data format promises
-            min_detection_confidence=self.cfg.min_detection_confidence,
-            min_tracking_confidence=self.cfg.min_tracking_confidence,
-        )
+        if self._mesh is not None:
+            self._mesh.reset()  # a new run of the same graph: no tracking state, 4x cheaper than a new graph
+        else:
+            self._mesh = self._mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=False,
+                max_num_faces=1,
+                refine_landmarks=True,  # the 10 iris points: 478 landmarks, as the data format promises
+                min_detection_confidence=self.cfg.min_detection_confidence,
+                min_tracking_confidence=self.cfg.min_tracking_confidence,
+            )
         self.stats.mesh_restarts += 1
 
     def _close_mesh(self) -> None:
@@ -384,9 +386,7 @@ def cut_window(rgb: np.ndarray, window: Box, max_side: int) -> tuple[np.ndarray,
         if ox1 > ox0 and oy1 > oy0:
             part = rgb[sy0:sy1, sx0:sx1]
             if (ox1 - ox0, oy1 - oy0) != (part.shape[1], part.shape[0]):
-                # Area averaging only where bilinear would alias: it costs ~3x more at mild ratios.
-                interp = cv2.INTER_AREA if scale < 0.5 else cv2.INTER_LINEAR
-                part = cv2.resize(part, (ox1 - ox0, oy1 - oy0), interpolation=interp)
+                part = resize_antialiased(part, ox1 - ox0, oy1 - oy0)
             out[oy0:oy1, ox0:ox1] = part
     return out, x0, y0, scale
 
@@ -440,7 +440,8 @@ def tube_matrix(p: np.ndarray, size: int, inter_ocular: float) -> np.ndarray:
 
 
 def warp_face(rgb: np.ndarray, m: np.ndarray, size: int) -> np.ndarray:
-    """Apply ``m`` (full frame -> tube) with anti-aliasing: area-downscale the face region first.
+    """Apply ``m`` (full frame -> tube) with anti-aliasing: box-average the face region by a whole
+    factor first (:func:`box_shrink`), so the warp itself never shrinks by more than 2x.
 
     warpAffine alone samples 4 pixels per output pixel, which aliases when a 720p face shrinks 3x.
     """
@@ -455,14 +456,43 @@ def warp_face(rgb: np.ndarray, m: np.ndarray, size: int) -> np.ndarray:
     x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
     if x1 - x0 < 2 or y1 - y0 < 2:
         return np.zeros((size, size, 3), np.uint8)  # the box left the frame entirely
-    roi = rgb[y0:y1, x0:x1]
-    nw, nh = max(2, round((x1 - x0) * scale)), max(2, round((y1 - y0) * scale))
-    small = cv2.resize(roi, (nw, nh), interpolation=cv2.INTER_AREA)
-    # source -> small: (p - (x0, y0)) * (nw/(x1-x0), nh/(y1-y0)); compose m with its inverse
-    sx, sy = nw / (x1 - x0), nh / (y1 - y0)
-    back = np.array([[1 / sx, 0, x0], [0, 1 / sy, y0], [0, 0, 1]])
-    m2 = m @ back
+    k = max(1, int(1 / scale))  # the remaining shrink, scale * k, lies in (0.5, 1]
+    small, back = box_shrink(rgb[y0:y1, x0:x1], k)
+    back[:, 2] += (x0, y0)  # small -> full frame
+    m2 = m @ np.vstack([back, (0, 0, 1)])
     return cv2.warpAffine(small, m2, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+
+
+def box_shrink(img: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``img`` averaged over ``k × k`` blocks (the last partial row/column of blocks is dropped), and
+    the 2×3 affine from shrunk pixels back to ``img`` pixels (pixel centres: ``u -> k u + (k-1)/2``).
+
+    OpenCV's area resize is ~7x faster at a whole factor than at a fractional one (0.18 against
+    1.3 ms for a 700-px face window, measured): the shrink by a whole factor is followed by a mild
+    bilinear step.
+    """
+    h, w = img.shape[:2]
+    back = np.array([[k, 0.0, (k - 1) / 2], [0.0, k, (k - 1) / 2]])
+    if k <= 1 or h < k or w < k:
+        return img, np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    small = cv2.resize(img[: h // k * k, : w // k * k], (w // k, h // k), interpolation=cv2.INTER_AREA)
+    return small, back
+
+
+def resize_antialiased(img: np.ndarray, w: int, h: int) -> np.ndarray:
+    """``img`` resized to ``w × h`` with cv2.resize's pixel-centre geometry; shrinks by more than 2x
+    are box-averaged by a whole factor first (:func:`box_shrink`), then finished bilinearly."""
+    sh, sw = img.shape[:2]
+    k = int(min(sw / w, sh / h))
+    if k < 2:
+        return cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+    small, back = box_shrink(img, k)
+    # output pixel x sits at source (x + 0.5) sw / w - 0.5; the shrunk image's pixel u at k u + (k-1)/2
+    ax, ay = sw / (w * k), sh / (h * k)
+    inv = np.array([[ax, 0, 0.5 * ax - 0.5], [0, ay, 0.5 * ay - 0.5]])
+    return cv2.warpAffine(
+        small, inv, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
+    )
 
 
 def apply_affine(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
