@@ -154,6 +154,18 @@ def test_tubes_are_identical_across_runs(study, tmp_path):
         )
 
 
+def test_two_workers_give_the_same_table_and_tube_bytes(study, tmp_path):
+    """This process and a helper process share the videos; who tracked what must not show."""
+    from hypomimia.faces.parallel import _ready, shared_helpers
+
+    assert shared_helpers(1).pool().submit(_ready).result(timeout=120)  # warm: it takes videos at once
+    two = facetubes.run(CFG.model_copy(update={"workers": 2}), study["ingest"], tmp_path / "out")
+    assert two.report["processed"] == 7
+    pd.testing.assert_frame_equal(two.tubes, study["result"].tubes)
+    for rel in two.tubes.loc[two.tubes["tube"] != "", "tube"]:
+        assert digest(tmp_path / "out" / rel) == digest(study["dir"] / "out" / rel)
+
+
 def test_killed_write_leaves_nothing_that_counts_as_done(study, tmp_path, monkeypatch):
     rows = pd.read_parquet(study["ingest"] / "ingested.parquet")
     (tmp_path / "ingest").mkdir()

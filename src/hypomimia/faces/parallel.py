@@ -10,10 +10,11 @@ and the helpers take tasks as soon as they are ready. So nothing waits for a hel
 
 * :class:`Helpers` - ``n`` spawned processes (no fork: MediaPipe/TFLite threads do not survive it),
   each warmed once (MediaPipe imported, the detection and mesh models loaded).
-* :func:`run_tasks` - run ``fn`` on every task, greedily: each helper is kept one task busy by a
-  feeder thread, the caller takes the next task whenever it is free; results come back in order.
-* :func:`shared_helpers` - one long-lived set per process for callers that tube one video at a time
-  (the endpoint): the second request finds its helpers warm.
+* :func:`run_tasks` - run ``fn`` on every task, greedily: once a helper is up, each is kept one
+  task busy by a feeder thread; the caller takes the next task whenever it is free; results come
+  back in order. A helper that dies has its task redone by the caller.
+* :func:`shared_helpers` - one long-lived set per process (the stage and the endpoint use it): the
+  second run or request finds its helpers warm; they are closed at exit.
 
 What a task computes never depends on who runs it, so the results do not depend on ``workers``.
 """
@@ -21,11 +22,13 @@ What a task computes never depends on who runs it, so the results do not depend 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from typing import Any, TypeVar
 
@@ -113,6 +116,11 @@ def run_tasks(
 
     def feed() -> None:
         pool = helpers.pool()
+        # Hand out nothing before a helper is up: a task given to a starting helper would wait
+        # ~0.7 s, which the caller could spend doing it (a few short videos need no helper at all).
+        ready = [pool.submit(_ready) for _ in range(helpers.n)]
+        while not stop.is_set() and not wait(ready, timeout=0.05, return_when=FIRST_COMPLETED)[0]:
+            pass
         while not stop.is_set():
             if not free.acquire(timeout=0.05):
                 continue
@@ -120,7 +128,11 @@ def run_tasks(
                 i, t = pending.popleft()
             except IndexError:
                 return  # every task is handed out
-            fut = pool.submit(fn, t)
+            try:
+                fut = pool.submit(fn, t)
+            except BrokenProcessPool:  # a helper died: the caller does the rest
+                pending.appendleft((i, t))
+                return
             submitted.append(fut)
             fut.add_done_callback(lambda f, i=i: (free.release(), arrived.put((i, f))))
 
@@ -135,23 +147,27 @@ def run_tasks(
         if on_result:
             on_result(i, r)
 
+    def receive(i: int, f: Future[R]) -> None:
+        nonlocal error
+        exc = f.exception()
+        if exc is None:
+            take(i, f.result())
+        elif isinstance(exc, BrokenProcessPool):  # the helper died (killed, out of memory): redo it here
+            pending.appendleft((i, tasks[i]))
+        else:
+            error = exc
+
     try:
         while done < len(tasks) and error is None:
             while not arrived.empty() and error is None:  # the helpers' results, as they come
-                i, f = arrived.get()
-                error = f.exception()
-                if error is None:
-                    take(i, f.result())
+                receive(*arrived.get())
             if error is not None:
                 break
             try:
                 i, t = pending.popleft()  # the caller works too
-            except IndexError:
-                if done < len(tasks):
-                    i, f = arrived.get()  # all handed out: wait for the next helper result
-                    error = f.exception()
-                    if error is None:
-                        take(i, f.result())
+            except IndexError:  # all handed out: wait for the helpers
+                with contextlib.suppress(queue.Empty):
+                    receive(*arrived.get(timeout=0.05))
                 continue
             try:
                 take(i, fn(t))
@@ -165,6 +181,10 @@ def run_tasks(
     if error is not None:
         raise error
     return results
+
+
+def _ready() -> bool:
+    return True
 
 
 def _warm() -> None:

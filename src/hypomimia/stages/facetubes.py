@@ -31,7 +31,7 @@ import pandas as pd
 from hypomimia.config.facetubes import FacetubesConfig
 from hypomimia.data.artifacts import read_stage_table
 from hypomimia.errors import UserError
-from hypomimia.faces.parallel import Helpers, run_tasks
+from hypomimia.faces.parallel import run_tasks, shared_helpers
 from hypomimia.faces.tube import (
     SegmentFailure,
     cache_key,
@@ -230,10 +230,10 @@ def _cached_outcome(cache_dir: Path, key: str) -> dict[str, Any] | None:
 def _process_all(jobs: list[dict[str, Any]], cfg: FacetubesConfig, workers: int) -> dict[str, dict[str, Any]]:
     """Tube every job, with a progress bar (videos/s, frames/s).
 
-    The unit of work is a video's time segment (one per video unless it is long): all segments of
-    all videos go, longest first, to this process and ``workers - 1`` helper processes
-    (faces.parallel), so a single long video uses every core as well as many short ones do. A
-    video is joined, judged and cached here as soon as its last segment is back.
+    The unit of work is a video's time segment (one per video unless ``segments`` > 1): all
+    segments of all videos go, longest first, to this process and ``workers - 1`` helper processes
+    (faces.parallel; the helpers take tasks once they are up, so a few short videos never wait for
+    one). A video is joined, judged and cached here as soon as its last segment is back.
     """
     from tqdm import tqdm
 
@@ -263,13 +263,13 @@ def _process_all(jobs: list[dict[str, Any]], cfg: FacetubesConfig, workers: int)
         bar.set_postfix(frames_per_s=f"{frames / max(time.perf_counter() - t0, 1e-9):.0f}")
         bar.update()
 
-    helpers = Helpers(workers - 1) if workers > 1 and len(tasks) > 1 else None
+    # this process's long-lived helpers: a second run in the same process (tests, the bench, a
+    # notebook) finds them warm; a CLI run closes them at exit
+    helpers = shared_helpers(workers - 1) if len(tasks) > 1 else None
     try:
         run_tasks(track_segment_or_failure, [t for _, _, t in tasks], helpers, arrived)
     finally:
         bar.close()
-        if helpers is not None:
-            helpers.close()
     return out
 
 
