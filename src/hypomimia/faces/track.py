@@ -24,10 +24,11 @@ How a video is tracked (``FaceTracker.track`` is called once per tube frame, in 
    fast turn, an occlusion) ``follow`` returns None and the caller meshes that frame instead.
 
 Every schedule is on the tube-frame grid (keyframes at ``k % mesh_every == 0``, detections at the
-first keyframe of each ``detect_every_s``), and each detection check re-cuts the window (snapped
-to a grid) and restarts the mesh, so a tracker started at any frame of a video falls into step
-with one that ran from its start at the first check: that is what lets a video be tracked in
-segments (``faces.tube``) and give the same tube.
+first keyframe of each ``detect_every_s``), and with ``segments`` > 1 each detection check re-cuts
+the window (snapped to a grid) and restarts the mesh, so a tracker started at any frame of a video
+falls into step with one that ran from its start at the first check: that is what lets a video be
+tracked in segments (``faces.tube``) and give the same tube. Unsegmented (``segments: 1``), a check
+restarts the mesh only when the snapped window moves: a restart costs a FaceMesh detector run.
 
 Target face when several are present: the **largest** detected box (default), or the one nearest the
 frame centre (``target_face: central``). A periodic detection switches the target only when another
@@ -215,7 +216,10 @@ class FaceTracker:
                     return None
                 self._start(self.choose_target(faces, rgb.shape[:2]))
             elif not (faces and self._maybe_switch(faces, rgb.shape[:2])):
-                self._start(self._target)  # re-cut on the grid: where a segment's tracker falls into step
+                # re-cut on the grid and restart the mesh: where a segment's tracker falls into step.
+                # Unsegmented, the mesh goes on tracking while the window stays: a restart re-runs
+                # FaceMesh's own detector (~10 ms), and no other tracker has to fall into step.
+                self._start(self._target, keep_mesh=self.cfg.segments == 1)
         lm = self._mesh_window(rgb)
         if lm is None:
             if self._tracking:
@@ -275,18 +279,22 @@ class FaceTracker:
         self._start(best)
         return True
 
-    def _start(self, face: Box) -> None:
-        """Cut a new window around ``face`` and restart the mesh there.
+    def _start(self, face: Box, keep_mesh: bool = False) -> None:
+        """Cut a new window around ``face`` and restart the mesh there (``keep_mesh``: only if the
+        window moved).
 
         The window's centre and side snap to a grid of ~1/16 of the face side, so two trackers whose
-        landmarks differ by a pixel (one started a second earlier) cut the same window, feed FaceMesh
-        the same pixels, and from then on give the same landmarks.
+        landmarks differ by a pixel (one started a second earlier) cut the same window and feed
+        FaceMesh the same pixels.
         """
         q = 2.0 ** math.floor(math.log2(max(face.side, 16.0) / 8))
         cx, cy = (round(c / q) * q for c in face.centre)
         half = max(1, round(WINDOW_SCALE * face.side / (2 * q))) * q
-        self._window = Box(cx - half, cy - half, cx + half, cy + half)
+        window = Box(cx - half, cy - half, cx + half, cy + half)
         self._target = face
+        if keep_mesh and self._mesh is not None and window == self._window:
+            return
+        self._window = window
         if self._mesh is not None:
             self._mesh.reset()  # a new run of the same graph: no tracking state, 4x cheaper than a new graph
         else:
