@@ -83,9 +83,12 @@ def shared_helpers(n: int) -> Helpers | None:
 
 
 @atexit.register
-def _close_shared() -> None:
-    for h in _SHARED.values():
-        h.close()
+def close_shared_helpers() -> None:
+    """Stop this process's long-lived helpers (the next :func:`shared_helpers` starts new ones)."""
+    with _SHARED_LOCK:
+        for h in _SHARED.values():
+            h.close()
+        _SHARED.clear()
 
 
 def run_tasks(
