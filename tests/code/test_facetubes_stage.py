@@ -135,7 +135,7 @@ def test_rerun_with_unchanged_params_does_no_work(study, monkeypatch):
     def no_work(*a, **k):
         raise AssertionError("a cached video was processed again")
 
-    monkeypatch.setattr(facetubes, "extract_tube", no_work)
+    monkeypatch.setattr(facetubes, "track_segment_or_failure", no_work)
     again = facetubes.run(CFG, study["ingest"], study["dir"] / "out", study["dir"] / "cache")
     assert again.report["cache_hits"] == 7 and again.report["processed"] == 0
     pd.testing.assert_frame_equal(again.tubes, study["result"].tubes)
@@ -152,6 +152,18 @@ def test_tubes_are_identical_across_runs(study, tmp_path):
         assert digest(tmp_path / "out" / "tubes" / f"{v}.npz") == digest(
             study["dir"] / "out" / "tubes" / f"{v}.npz"
         )
+
+
+def test_two_workers_give_the_same_table_and_tube_bytes(study, tmp_path):
+    """This process and a helper process share the videos; who tracked what must not show."""
+    from hypomimia.faces.parallel import _ready, shared_helpers
+
+    assert shared_helpers(1).pool().submit(_ready).result(timeout=120)  # warm: it takes videos at once
+    two = facetubes.run(CFG.model_copy(update={"workers": 2}), study["ingest"], tmp_path / "out")
+    assert two.report["processed"] == 7
+    pd.testing.assert_frame_equal(two.tubes, study["result"].tubes)
+    for rel in two.tubes.loc[two.tubes["tube"] != "", "tube"]:
+        assert digest(tmp_path / "out" / rel) == digest(study["dir"] / "out" / rel)
 
 
 def test_killed_write_leaves_nothing_that_counts_as_done(study, tmp_path, monkeypatch):

@@ -94,6 +94,27 @@ def test_warp_face_antialiased_path_matches_plain_warp_on_smooth_images():
     assert np.abs(smooth.astype(int) - plain.astype(int))[8:-8, 8:-8, 2].max() <= 2  # flat channel unchanged
 
 
+def test_antialiased_shrinks_keep_the_geometry_of_a_plain_resample():
+    """Box-averaging by a whole factor must not shift the image: on slow waves (which averaging
+    barely damp) the shrunk warp and window equal the plain bilinear ones within a few levels,
+    where a shift of one source pixel would cost 10-30."""
+    import cv2
+
+    from hypomimia.faces.track import resize_antialiased
+
+    y, x = np.mgrid[0:720, 0:1280]
+    wave = lambda t: 128 + 100 * np.sin(2 * np.pi * t / 64)  # noqa: E731
+    img = np.stack([wave(x), wave(y), wave(x + y)], -1).round().astype(np.uint8)
+    for side in (150.0, 60.0):  # shrunk ~2.5x and ~6x
+        m = tube_matrix(np.array([640.0, 360.0, math.log(side), 0.2]), 112, 0.32)
+        plain = cv2.warpAffine(img, m, (112, 112), flags=cv2.INTER_LINEAR).astype(int)
+        assert np.abs(warp_face(img, m, 112).astype(int) - plain)[8:-8, 8:-8].max() <= 8  # old code: 33
+    part = img[100:800, 200:900]
+    small = resize_antialiased(part, 256, 256).astype(int)
+    plain = cv2.resize(part, (256, 256), interpolation=cv2.INTER_LINEAR).astype(int)
+    assert np.abs(small - plain)[4:-4, 4:-4].max() <= 4
+
+
 def test_smooth_at_ignores_untracked_rows_and_keeps_constants():
     p = np.tile(np.array([1.0, 2.0, 3.0, 0.1]), (7, 1))
     p[2] = 999  # an untracked row holds garbage

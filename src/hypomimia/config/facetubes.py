@@ -36,11 +36,13 @@ class FacetubesConfig(Section):
         "a landmark counts as lost; too many lost -> FaceMesh on that frame",
     )
     segments: int = Field(
-        2,
+        1,
         ge=1,
         le=16,
         description="a long video is split into up to this many time segments, tracked independently "
-        "(in parallel when workers allow); part of the tube's definition, so tubes do not depend on workers",
+        "(in parallel processes when workers allow); part of the tube's definition, so tubes do not depend "
+        "on workers. 1 on 2 cores: one process's decode, track and warp threads already use both, and "
+        "each cut costs context and seek pre-roll (docs/benchmarks.md)",
     )
     segment_min_s: float = Field(4.0, gt=0.0, description="no segment shorter than this (seconds of tube)")
     segment_context_s: float = Field(
@@ -68,6 +70,6 @@ class FacetubesConfig(Section):
         2,
         ge=1,
         le=64,
-        description="cores to use: processes across videos, threads across one video's segments; "
-        "not part of the cache key",
+        description="processes: this one + (workers - 1) helpers, sharing all videos' time segments "
+        "(faces.parallel); not part of the cache key",
     )

@@ -2,8 +2,8 @@
 
 The domain function the ``facetubes`` stage, the serving endpoint and tests all call:
 
-    segments (threads) : decode (thread) -> resample to cfg.fps -> track face (faces.track)
-                         -> smooth crop box -> warp to S×S ;  join
+    segments (processes) : decode (thread) -> resample to cfg.fps -> track face (faces.track)
+                           -> smooth crop box -> warp to S×S ;  join
 
 * FaceMesh runs on the keyframes, every ``mesh_every``-th tube frame; the landmarks in between are
   interpolated linearly between the two keyframes (default) or follow the last keyframe by optical
@@ -13,8 +13,8 @@ The domain function the ``facetubes`` stage, the serving endpoint and tests all 
   the file and the params only). Each starts tracking ``segment_context_s`` early and runs on past
   its end as far as smoothing needs; trackers fall into step at the first detection check (see
   faces.track), so the joined tube equals the unsplit one (tested on real clips). The segments run
-  on ``workers`` threads: FaceMesh, PyAV and OpenCV release the GIL, so one video uses both cores,
-  and the tube is the same whatever ``workers`` is.
+  in ``workers`` processes, the caller's and helpers' (faces.parallel; threads overlapped by only
+  ~5 %: the GIL), so one video uses both cores, and the tube is the same whatever ``workers`` is.
 * The decoder runs in a thread a few frames ahead, so decoding overlaps FaceMesh.
 * Resampling picks, for each tube time k/fps, the nearest decoded frame: variable-frame-rate video
   repeats a frame across gaps, 30 fps video skips every sixth frame (and FaceMesh never sees it).
@@ -35,10 +35,11 @@ import math
 import os
 import queue
 import threading
+import time
 import zipfile
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ import numpy as np
 
 from hypomimia.config.facetubes import FacetubesConfig
 from hypomimia.data.video import Frame, iter_frames
+from hypomimia.faces.parallel import Helpers, run_tasks, shared_helpers
 from hypomimia.faces.quality import tube_quality
 from hypomimia.faces.track import (
     FaceTracker,
@@ -58,7 +60,7 @@ from hypomimia.faces.track import (
     warp_face,
 )
 
-TUBE_CODE_VERSION = 3  # bump when the same params would give different tubes: invalidates every cache entry
+TUBE_CODE_VERSION = 4  # bump when the same params would give different tubes: invalidates every cache entry
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed entry timestamps: the same tube gives the same npz bytes
 
 
@@ -92,20 +94,63 @@ class Tube:
     crop: np.ndarray | None = None  # T×2×3 affine full frame -> tube of each frame (not saved)
 
 
-def extract_tube(path: str | Path, cfg: FacetubesConfig, workers: int | None = None) -> Tube:
+def extract_tube(
+    path: str | Path, cfg: FacetubesConfig, workers: int | None = None, helpers: Helpers | None = None
+) -> Tube:
     """Decode, track, smooth and warp one video into a tube (no quarantine decision, no I/O besides reading).
 
-    The video's time segments (:func:`plan_segments`) run on up to ``workers`` threads (default
-    ``cfg.workers``); the tube is the same whatever ``workers`` is.
+    The video's time segments (:func:`plan_segments`) are tracked by this process and, with
+    ``workers`` > 1 (default ``cfg.workers``), by ``helpers`` processes (default: this process's
+    long-lived ones, :func:`faces.parallel.shared_helpers`, so a server's second request finds
+    them warm). The tube is the same whatever ``workers`` is.
     """
     workers = cfg.workers if workers is None else workers
-    plan = plan_segments(path, cfg)
-    if workers <= 1 or len(plan) == 1:
-        parts = [_track_segment(path, cfg, a, b) for a, b in plan]
-    else:  # FaceMesh, PyAV and OpenCV release the GIL in their native code: threads use both cores
-        with ThreadPoolExecutor(min(workers, len(plan)), thread_name_prefix="tube-segment") as pool:
-            parts = list(pool.map(lambda ab: _track_segment(path, cfg, *ab), plan))
-    return _join(parts, cfg)
+    tasks = segment_tasks(path, cfg)
+    if workers > 1 and len(tasks) > 1:
+        helpers = helpers or shared_helpers(min(workers, len(tasks)) - 1)
+    else:
+        helpers = None
+    return join_segments(run_tasks(track_segment, tasks, helpers), cfg)
+
+
+@dataclass(frozen=True)
+class SegmentTask:
+    """Tube frames ``[a, b)`` of one video (``b`` None: to the end): one unit of parallel work."""
+
+    path: str
+    cfg: FacetubesConfig
+    a: int
+    b: int | None
+    frames: int  # expected tube frames (for scheduling the longest first)
+
+
+def segment_tasks(path: str | Path, cfg: FacetubesConfig) -> list[SegmentTask]:
+    """The segments of one video (:func:`plan_segments`) as tasks for :func:`track_segment`."""
+    plan, est = _plan(path, cfg)
+    return [SegmentTask(str(path), cfg, a, b, (est if b is None else b) - a) for a, b in plan]
+
+
+def track_segment(task: SegmentTask) -> _Segment:
+    """Track one segment (runs in any process: the result depends on the task only)."""
+    return _track_segment(task.path, task.cfg, task.a, task.b)
+
+
+@dataclass(frozen=True)
+class SegmentFailure:
+    """What :func:`track_segment_or_failure` returns for a segment that could not be tracked."""
+
+    error: str  # "ExceptionType: message"
+
+
+def track_segment_or_failure(task: SegmentTask) -> tuple[_Segment | SegmentFailure, float]:
+    """:func:`track_segment` and its wall seconds; a failure as a value, so that one broken video
+    among many does not stop the others (the stage quarantines it)."""
+    t0 = time.perf_counter()
+    try:
+        part: _Segment | SegmentFailure = track_segment(task)
+    except Exception as e:
+        part = SegmentFailure(f"{type(e).__name__}: {e}")
+    return part, time.perf_counter() - t0
 
 
 def plan_segments(path: str | Path, cfg: FacetubesConfig) -> list[tuple[int, int | None]]:
@@ -114,17 +159,21 @@ def plan_segments(path: str | Path, cfg: FacetubesConfig) -> list[tuple[int, int
     Up to ``cfg.segments`` equal parts of the tube length the container declares, none shorter
     than ``segment_min_s``. The plan depends on the file and the params only, never on workers.
     """
+    return _plan(path, cfg)[0]
+
+
+def _plan(path: str | Path, cfg: FacetubesConfig) -> tuple[list[tuple[int, int | None]], int]:
     tmax = max(1, int(round(cfg.fps * cfg.max_seconds)))
-    if cfg.segments == 1:
-        return [(0, None)]
     seconds = _declared_seconds(path)
     est = min(tmax, int(seconds * cfg.fps)) if seconds else 0
+    if cfg.segments == 1:
+        return [(0, None)], est
     n = min(cfg.segments, int(est // max(1.0, cfg.segment_min_s * cfg.fps)))
     if n <= 1:
-        return [(0, None)]
+        return [(0, None)], est
     length = math.ceil(est / n)
     cuts = [i * length for i in range(n)]
-    return list(zip(cuts, [*cuts[1:], None], strict=True))
+    return list(zip(cuts, [*cuts[1:], None], strict=True)), est
 
 
 def _declared_seconds(path: str | Path) -> float | None:
@@ -167,7 +216,7 @@ def _track_segment(path: str | Path, cfg: FacetubesConfig, a: int, b: int | None
     end = stop if b is None else min(b, tmax)
     own = ((a - 0.5) / fps if a > 0 else -math.inf, (b - 0.5) / fps if b is not None else math.inf)
     counter = {"decoded": 0}
-    frames: list[np.ndarray] = []
+    frames: list[Future[np.ndarray]] = []
     crop: list[np.ndarray] = []
     tube_lm: list[np.ndarray | None] = []
     raw_lm: list[np.ndarray | None] = []
@@ -188,7 +237,7 @@ def _track_segment(path: str | Path, cfg: FacetubesConfig, a: int, b: int | None
             return  # context: only the box it leaves behind matters
         m = tube_matrix(p, cfg.size, cfg.inter_ocular)
         crop.append(m)
-        frames.append(warp_face(rgb, m, cfg.size))
+        frames.append(warper.submit(warp_face, rgb, m, cfg.size))
         tube_lm.append(apply_affine(m, raw_lm[i]) if valid[i] else None)
 
     def settle(i: int, lm: np.ndarray | None) -> None:
@@ -197,7 +246,8 @@ def _track_segment(path: str | Path, cfg: FacetubesConfig, a: int, b: int | None
         params[i] = align_params(lm[None])[0] if lm is not None else np.zeros(4)
 
     flow = cfg.between_keyframes == "flow"
-    with FaceTracker(cfg) as tracker:
+    # The warps run on their own thread (OpenCV releases the GIL): they overlap FaceMesh and decoding.
+    with FaceTracker(cfg) as tracker, ThreadPoolExecutor(1, thread_name_prefix="tube-warp") as warper:
         last_src, last_lm, settled = -1, None, -1
         source = _counted(iter_frames(path, start_s=a0 / fps if a0 else 0.0), counter, own)
         decoded = _Prefetch(enumerate(_resample(source, fps, stop, k0=a0), start=a0))
@@ -251,11 +301,19 @@ def _track_segment(path: str | Path, cfg: FacetubesConfig, a: int, b: int | None
 
     own_rows = slice(a - a0, a - a0 + len(frames))
     return _Segment(
-        frames, crop, tube_lm, raw_lm[own_rows], valid[own_rows], stats, work, counter["decoded"], shape
+        [f.result() for f in frames],
+        crop,
+        tube_lm,
+        raw_lm[own_rows],
+        valid[own_rows],
+        stats,
+        work,
+        counter["decoded"],
+        shape,
     )
 
 
-def _join(parts: list[_Segment], cfg: FacetubesConfig) -> Tube:
+def join_segments(parts: list[_Segment], cfg: FacetubesConfig) -> Tube:
     """One tube from its segments, in time order (quality metrics over the whole tube)."""
     frames = [f for p in parts for f in p.frames]
     ok = np.array([v for p in parts for v in p.valid], bool)
@@ -313,8 +371,10 @@ def save_tube(path: Path, tube: Tube, video_sha256: str) -> None:
                 buf = io.BytesIO()
                 np.lib.format.write_array(buf, np.asarray(arr), allow_pickle=False)
                 info = zipfile.ZipInfo(f"{name}.npy", date_time=ZIP_TIME)
-                # Deflate shrinks video frames by only ~10% at ~10-50 MB/s: store them, compress the rest.
-                info.compress_type = zipfile.ZIP_STORED if name == "frames" else zipfile.ZIP_DEFLATED
+                # Deflate shrinks video frames by ~10% and float landmarks by 13% at ~30 MB/s (12 ms a
+                # 4-s tube, 7% of a phantom video's whole cost): store them, compress the small rest.
+                stored = name in ("frames", "landmarks")
+                info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
                 zf.writestr(info, buf.getvalue())
         os.replace(tmp, path)
     finally:

@@ -1,12 +1,12 @@
 """Stage `facetubes`: accepted videos -> aligned face tubes + quality metrics (docs/data-format.md §3).
 
-The tube of one video is ``hypomimia.faces.tube.extract_tube`` (the endpoint calls the same
-function); this stage orchestrates: it reads the accepted videos, fans them out, judges each tube,
+The tube of one video is made by ``hypomimia.faces.tube`` (the endpoint calls its
+``extract_tube``, which is built from the same pieces); this stage orchestrates: it reads the accepted videos, fans them out, judges each tube,
 and writes the tube table and the report.
 
-Across videos, a process pool runs one video per process; cores the pool leaves free (fewer
-videos than ``cfg.workers``, e.g. one long video) go to each video's time segments, as threads
-(``extract_tube(..., workers=)``). Results are
+The unit of work is a time segment of a video (faces.tube: one per video unless it is long);
+this process and ``cfg.workers - 1`` helper processes (faces.parallel) share the segments of all
+videos, so one long video uses every core as many short ones do. Results are
 content-addressed in a cache (``cache_dir/<key>.npz`` + ``<key>.json``) keyed by the video's sha256,
 the tube parameters and the tube code version, so re-runs and unchanged videos cost nothing. The
 JSON is written (atomically) only after the tube, so it is the "done" marker: a run killed half-way
@@ -21,9 +21,7 @@ import math
 import os
 import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +31,17 @@ import pandas as pd
 from hypomimia.config.facetubes import FacetubesConfig
 from hypomimia.data.artifacts import read_stage_table
 from hypomimia.errors import UserError
-from hypomimia.faces.tube import cache_key, extract_tube, judge, save_tube, tube_params
+from hypomimia.faces.parallel import run_tasks, shared_helpers
+from hypomimia.faces.tube import (
+    SegmentFailure,
+    cache_key,
+    join_segments,
+    judge,
+    save_tube,
+    segment_tasks,
+    track_segment_or_failure,
+    tube_params,
+)
 from hypomimia.lineage.provenance import stamp
 
 log = logging.getLogger(__name__)
@@ -107,7 +115,7 @@ def run(
     hits = {j["video_id"]: o for j in jobs if (o := _cached_outcome(cache_dir, j["key"])) is not None}
     todo = [j for j in jobs if j["video_id"] not in hits]
     done = dict(hits)
-    done.update(_process_all(todo, cfg.workers))
+    done.update(_process_all(todo, cfg, cfg.workers))
     wall = time.perf_counter() - t0
 
     keys = {j["video_id"]: j["key"] for j in jobs}
@@ -157,18 +165,19 @@ def gather(shard_dirs: list[Path], out_dir: Path) -> FacetubesResult:
     return FacetubesResult(out_dir, table, report)
 
 
-# -- one video (worker) -------------------------------------------------------------------------
-def process_video(job: dict[str, Any]) -> dict[str, Any]:
-    """Worker: tube one video into the cache and return its outcome (the JSON written as the done marker)."""
-    cfg = FacetubesConfig.model_validate(job["cfg"])
+# -- one video ------------------------------------------------------------------------------------
+def finish_video(job: dict[str, Any], parts: list, seconds: float, cfg: FacetubesConfig) -> dict[str, Any]:
+    """Join a video's tracked segments, judge the tube, cache it; return its outcome (the JSON
+    written last, as the done marker). A failed segment quarantines the video as ``tube_failed``."""
     cache_dir, key = Path(job["cache_dir"]), job["key"]
-    t0 = time.perf_counter()
-    try:
-        tube = extract_tube(job["abs_path"], cfg, workers=job.get("threads", 1))
+    failed = next((p for p in parts if isinstance(p, SegmentFailure)), None)
+    tube = None
+    if failed is not None:  # a broken video must not stop the other videos
+        log.warning("video %s: tube extraction failed: %s", job["video_id"], failed.error.split(":")[0])
+        reason, detail = "tube_failed", failed.error
+    else:
+        tube = join_segments(parts, cfg)
         reason, detail = judge(tube, cfg)
-    except Exception as e:  # a broken video must not stop the other videos
-        log.warning("video %s: tube extraction failed: %s", job["video_id"], type(e).__name__)
-        tube, reason, detail = None, "tube_failed", f"{type(e).__name__}: {e}"
     outcome: dict[str, Any] = {
         "status": "quarantined" if reason else "accepted",
         "reason": reason,
@@ -184,7 +193,7 @@ def process_video(job: dict[str, Any]) -> dict[str, Any]:
         )
         if not reason:
             save_tube(cache_dir / f"{key}.npz", tube, job["sha256"])
-    outcome["seconds"] = time.perf_counter() - t0
+    outcome["seconds"] = seconds
     outcome = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in outcome.items()}
     _write_json(cache_dir / f"{key}.json", outcome)  # last: marks the entry as complete
     return outcome
@@ -218,8 +227,14 @@ def _cached_outcome(cache_dir: Path, key: str) -> dict[str, Any] | None:
     return outcome
 
 
-def _process_all(jobs: list[dict[str, Any]], workers: int) -> dict[str, dict[str, Any]]:
-    """Run :func:`process_video` on every job with a progress bar (videos/s, frames/s)."""
+def _process_all(jobs: list[dict[str, Any]], cfg: FacetubesConfig, workers: int) -> dict[str, dict[str, Any]]:
+    """Tube every job, with a progress bar (videos/s, frames/s).
+
+    The unit of work is a video's time segment (one per video unless ``segments`` > 1): all
+    segments of all videos go, longest first, to this process and ``workers - 1`` helper processes
+    (faces.parallel; the helpers take tasks once they are up, so a few short videos never wait for
+    one). A video is joined, judged and cached here as soon as its last segment is back.
+    """
     from tqdm import tqdm
 
     out: dict[str, dict[str, Any]] = {}
@@ -227,41 +242,35 @@ def _process_all(jobs: list[dict[str, Any]], workers: int) -> dict[str, dict[str
         return out
     t0, frames = time.perf_counter(), 0
     bar = tqdm(total=len(jobs), unit="video", desc="facetubes", disable=None)
+    tasks = [(j, k, t) for j in jobs for k, t in enumerate(segment_tasks(j["abs_path"], cfg))]
+    tasks.sort(key=lambda x: -x[2].frames)  # longest first: nobody is left with a long one at the end
+    parts: dict[str, list] = {j["video_id"]: [] for j in jobs}
+    for j, _k, _ in tasks:
+        parts[j["video_id"]].append(None)
+    seconds = dict.fromkeys(parts, 0.0)
 
-    def record(video_id: str, outcome: dict[str, Any]) -> None:
+    def arrived(i: int, result: tuple) -> None:
         nonlocal frames
-        out[video_id] = outcome
+        job, k, _ = tasks[i]
+        vid = job["video_id"]
+        parts[vid][k], seconds[vid] = result[0], seconds[vid] + result[1]
+        if any(p is None for p in parts[vid]):
+            return  # more segments of this video to come
+        outcome = out[vid] = finish_video(job, parts.pop(vid), seconds[vid], cfg)
         frames += outcome.get("decoded_frames", 0)
         if outcome["status"] != "accepted":
-            log.info("video %s quarantined: %s", video_id, outcome["reason"])
+            log.info("video %s quarantined: %s", vid, outcome["reason"])
         bar.set_postfix(frames_per_s=f"{frames / max(time.perf_counter() - t0, 1e-9):.0f}")
         bar.update()
 
-    processes = min(workers, len(jobs))
-    threads = max(1, workers // processes)  # the cores the pool leaves free go to segments
-    jobs = [{**j, "threads": threads} for j in jobs]
+    # this process's long-lived helpers: a second run in the same process (tests, the bench, a
+    # notebook) finds them warm; a CLI run closes them at exit
+    helpers = shared_helpers(workers - 1) if len(tasks) > 1 else None
     try:
-        if processes <= 1:
-            for j in jobs:
-                record(j["video_id"], process_video(j))
-        else:
-            ctx = get_context("spawn")  # no fork: MediaPipe/TFLite threads do not survive fork
-            with ProcessPoolExecutor(processes, mp_context=ctx, initializer=_worker_init) as pool:
-                futures = {pool.submit(process_video, j): j["video_id"] for j in jobs}
-                for fut in as_completed(futures):
-                    record(futures[fut], fut.result())
+        run_tasks(track_segment_or_failure, [t for _, _, t in tasks], helpers, arrived)
     finally:
         bar.close()
     return out
-
-
-def _worker_init() -> None:
-    import cv2
-
-    from hypomimia.logs import telemetry_off
-
-    telemetry_off()
-    cv2.setNumThreads(1)  # one video per process: OpenCV's own threads would only oversubscribe the cores
 
 
 def _tube_table(
