@@ -50,6 +50,16 @@ def test_endpoint_tube_is_byte_identical_to_the_facetubes_stage_and_the_cli_is_q
     save_tube(tmp_path / "endpoint.npz", tube, sha)
     assert (tmp_path / "endpoint.npz").read_bytes() == stage_file.read_bytes()
 
+    # Drift monitoring scores the stage's tube with the same arithmetic as the endpoint, so the
+    # reference window's probabilities and the prediction log's are the same quantity.
+    from hypomimia.monitoring.scoring import Scorer
+
+    endpoint = pr.answer(served, pr.forward(served, pr.clip_frames(tube.frames, served)))
+    monitored, clips = Scorer(served).score(table.assign(tube=str(stage_file)))
+    assert monitored.loc[0, "p_pd"] == pytest.approx(endpoint["p_pd"], abs=1e-9)
+    assert monitored.loc[0, "label"] == endpoint["label"]
+    assert clips["p"].tolist() == pytest.approx([c["p_pd"] for c in endpoint["clips"]], abs=1e-9)
+
 
 def test_answer_is_calibrated_and_abstains_inside_the_band(served):
     def outputs(margins):
