@@ -58,6 +58,22 @@ def render_frames(renderer: VideoRenderer, timeline, noise_sigma: float, rng: np
         yield np.clip(img.astype(np.int16) + noise, 0, 255).astype(np.uint8)
 
 
+def render_clip(cfg: PhantomConfig, identity, profile, key: tuple[int, int], task: str, path: Path,
+                pattern=None, cycles=None):  # fmt: skip
+    """Draw the scene and timeline of clip ``key`` = (subject index, video index), render and encode it
+    to ``path``; returns (scene, timeline, crf). Every random draw is keyed by (seed, stream, key), so a
+    clip's bytes do not depend on which other clips are rendered, or in which process."""
+    scene = draw_scene(cohort.rng_for(cfg.seed, cohort.SCENE, *key))
+    rng = cohort.rng_for(cfg.seed, cohort.TIMELINE, *key)
+    timeline = build_timeline(rng, task, cfg.duration_s, cfg.fps, profile, pattern, cycles)
+    src, lm = source_image(identity, scene)
+    renderer = VideoRenderer(src, lm, identity, scene, cfg.size)
+    noise_rng = cohort.rng_for(cfg.seed, cohort.NOISE, *key)
+    crf = int(np.clip(cfg.crf + scene.crf_offset, 0, 51))
+    write_mp4(path, render_frames(renderer, timeline, scene.noise_sigma, noise_rng), cfg.fps, crf)
+    return scene, timeline, crf
+
+
 def make_video(cfg: PhantomConfig, plan: VideoPlan, out_dir: Path) -> dict:
     """Render, encode and document one clip; return its manifest row."""
     import cv2
@@ -66,16 +82,11 @@ def make_video(cfg: PhantomConfig, plan: VideoPlan, out_dir: Path) -> dict:
     subject = plan.subject
     identity = subject_identity(cfg, subject)
     profile = subject_profile(cfg, subject)
-    scene = draw_scene(cohort.rng_for(cfg.seed, cohort.SCENE, subject.index, plan.video))
-    rng = cohort.rng_for(cfg.seed, cohort.TIMELINE, subject.index, plan.video)
     pattern, cycles = _cycles(cfg, plan, profile) if cfg.dynamic_only else (None, None)
-    timeline = build_timeline(rng, plan.task, cfg.duration_s, cfg.fps, profile, pattern, cycles)
-    src, lm = source_image(identity, scene)
-    renderer = VideoRenderer(src, lm, identity, scene, cfg.size)
-    noise_rng = cohort.rng_for(cfg.seed, cohort.NOISE, subject.index, plan.video)
     rel = Path("videos") / f"{plan.video_id}.mp4"
-    crf = int(np.clip(cfg.crf + scene.crf_offset, 0, 51))
-    write_mp4(out_dir / rel, render_frames(renderer, timeline, scene.noise_sigma, noise_rng), cfg.fps, crf)
+    scene, timeline, crf = render_clip(
+        cfg, identity, profile, (subject.index, plan.video), plan.task, out_dir / rel, pattern, cycles
+    )
 
     age = identity.age
     truth = {

@@ -24,13 +24,9 @@ import numpy as np
 
 from hypomimia.config.phantom import PhantomConfig
 from hypomimia.data.manifest import COLUMNS
-from hypomimia.data.video import write_mp4
 from hypomimia.phantom import cohort
 from hypomimia.phantom.disease import make_profile
-from hypomimia.phantom.identities import draw_scene, source_image
-from hypomimia.phantom.render import VideoRenderer
-from hypomimia.phantom.synth import render_frames, subject_identity
-from hypomimia.phantom.timeline import build_timeline
+from hypomimia.phantom.synth import render_clip, subject_identity
 
 
 @dataclass(frozen=True)
@@ -84,15 +80,8 @@ def render_visit(cfg: PhantomConfig, visit: Visit, out_dir: Path) -> dict:
     )
     traits = cohort.rng_for(cfg.seed, cohort.PROFILE, visit.subject)  # same traits in every session
     profile = make_profile(traits, visit.label, visit.updrs_3_2, hy, cfg.cues, cfg.dynamic_only)
-    scene = draw_scene(cohort.rng_for(cfg.seed, cohort.SCENE, visit.subject, visit.video))
-    rng = cohort.rng_for(cfg.seed, cohort.TIMELINE, visit.subject, visit.video)
-    timeline = build_timeline(rng, visit.task, cfg.duration_s, cfg.fps, profile, None, None)
-    src, lm = source_image(identity, scene)
-    renderer = VideoRenderer(src, lm, identity, scene, cfg.size)
-    noise_rng = cohort.rng_for(cfg.seed, cohort.NOISE, visit.subject, visit.video)
     rel = Path("videos") / f"{visit.video_id}.mp4"
-    crf = int(np.clip(cfg.crf + scene.crf_offset, 0, 51))
-    write_mp4(out_dir / rel, render_frames(renderer, timeline, scene.noise_sigma, noise_rng), cfg.fps, crf)
+    scene, _, _ = render_clip(cfg, identity, profile, (visit.subject, visit.video), visit.task, out_dir / rel)
     return {
         "video_id": visit.video_id,
         "path": rel.as_posix(),
