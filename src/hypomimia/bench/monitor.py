@@ -23,6 +23,11 @@ Patient courses: for each stable patient, its clips are dealt at random into fou
 ``monitoring.course.courses`` on the stable patients together with the rising ones (the retest
 spread pools every patient, as ``hypomimia monitor patients`` does on a clinic's batch).
 
+``python -m hypomimia.bench.monitor --population-sizes 120 150 200 --windows 100`` runs only the
+population shift and its same-distribution windows at those sizes, with a reference of 2n: the severe
+shift needs far larger windows than the camera shifts. ``reference``, ``same`` and ``severe`` are grown
+to 2 x the largest n by cached chunks of fresh subjects (``grow_pools``).
+
 Targets (issue 16): false-alarm rate <= 5 % over >= 20 same-distribution windows; detection
 >= 95 % per shift type; the rising patient alerts and trends up; the stable patients' false-alert
 rate is reported.
