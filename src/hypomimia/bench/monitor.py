@@ -23,6 +23,11 @@ Patient courses: for each stable patient, its clips are dealt at random into fou
 ``monitoring.course.courses`` on the stable patients together with the rising ones (the retest
 spread pools every patient, as ``hypomimia monitor patients`` does on a clinic's batch).
 
+``python -m hypomimia.bench.monitor --population-sizes 120 150 200 --windows 100`` runs only the
+population shift and its same-distribution windows at those sizes, with a reference of 2n: the severe
+shift needs far larger windows than the camera shifts. ``reference``, ``same`` and ``severe`` are grown
+to 2 x the largest n by cached chunks of fresh subjects (``grow_pools``).
+
 Targets (issue 16): false-alarm rate <= 5 % over >= 20 same-distribution windows; detection
 >= 95 % per shift type; the rising patient alerts and trends up; the stable patients' false-alert
 rate is reported.
@@ -51,11 +56,15 @@ SHIFTS = ("blur", "dark", "lowres", "compression")
 def _sizes(quick: bool) -> dict:
     if quick:
         return {"reference": 16, "same": 16, "shifted": 12, "severe": 12, "windows": 5, "window_sizes": (6,),
-                "stable": 2, "clips": 2, "draws": 5}  # fmt: skip
+                "stable": 2, "clips": 2, "draws": 5, "chunk": 8}  # fmt: skip
     return {"reference": 100, "same": 100, "shifted": 40, "severe": 120, "windows": 25, "window_sizes": (20, 40, 60),
             "stable": 4, "clips": 4, "draws": 25,
             # larger windows for the population shift: more reference, no-shift and severe videos
-            "extra": {"reference": 100, "same": 100, "severe": 180}, "large_window_sizes": (100,)}  # fmt: skip
+            "extra": {"reference": 100, "same": 100, "severe": 180}, "large_window_sizes": (100,),
+            "chunk": 100}  # fmt: skip
+
+
+# "chunk": fresh subjects per render when --population-sizes needs pools larger than the ones above
 
 
 def _phantom_cfg(**kw) -> PhantomConfig:
@@ -141,6 +150,55 @@ def build_large_pools(root: Path, sizes: dict, pools: dict[str, pd.DataFrame]) -
         ),
     }
     return {k: pd.concat([pools[k], v], ignore_index=True) for k, v in grown.items()}
+
+
+def grow_pools(root: Path, pools: dict[str, pd.DataFrame], need: int, chunk: int) -> dict[str, pd.DataFrame]:
+    """reference, same and severe grown to at least ``need`` videos each by chunks of ``chunk`` fresh
+    subjects. Chunks have fixed seeds and subject ranges and are cached one folder each, so a larger
+    ``need`` later renders only the missing chunks."""
+    from hypomimia.phantom.visits import render_visits, severe_cohort
+    from hypomimia.stages import phantom
+
+    severe_cfg = _phantom_cfg(seed=1)  # as the severe pools: seed 1, subjects from 5000 (5000+, 6000+, 7000+)
+
+    def plain(seed: int):
+        cfg = _phantom_cfg(subjects=chunk, seed=seed)
+        return lambda d: phantom.run(cfg, d, progress=False)
+
+    def severe(k: int):
+        visits = severe_cohort(severe_cfg, first_subject=7000 + chunk * k, subjects=chunk)
+        return lambda d: render_visits(severe_cfg, visits, d)
+
+    # seeds 0-3 are the reference/same pools above; the chunks take 100+k (reference), 200+k (same)
+    makers = {"reference": lambda k: plain(100 + k), "same": lambda k: plain(200 + k), "severe": severe}
+    grown = {}
+    for name, make in makers.items():
+        parts, k = [pools[name]], 0
+        while sum(map(len, parts)) < need:
+            parts.append(_pool(root / f"{name}_more{k}", make(k), chunk))
+            k += 1
+        grown[name] = pd.concat(parts, ignore_index=True)
+    return grown
+
+
+def population_rates(
+    root: Path, sizes: dict, cfg: MonitorConfig, window_sizes: list[int], windows: int
+) -> list[dict]:
+    """The severe-PD shift and the same-distribution windows at each size n, against a reference of
+    the first 2n reference videos; the pools grown first so that each holds at least 2n videos."""
+    base = build_pools(root, sizes)
+    if "extra" in sizes:
+        base = build_large_pools(root, sizes, base)
+    grown = grow_pools(root, base, 2 * max(window_sizes), sizes["chunk"])
+    results = []
+    for n in window_sizes:
+        pools = {
+            "reference": grown["reference"].iloc[: 2 * n],
+            "same": grown["same"],
+            "severe": grown["severe"],
+        }
+        results += drift_rates(pools, sizes | {"windows": windows}, cfg, [n], ("same", "severe"))
+    return results
 
 
 def _windows(pool: pd.DataFrame, size: int, count: int, seed: int) -> list[pd.DataFrame]:
@@ -267,7 +325,30 @@ def run(out: Path, quick: bool) -> list[dict]:
     return rows
 
 
-def _markdown(drift: list[dict], patients: dict, cfg: MonitorConfig) -> str:
+def run_population(out: Path, quick: bool, window_sizes: list[int], windows: int) -> list[dict]:
+    """Only the population shift (severe PD) and the same-distribution windows, at the given window
+    sizes with a reference of 2n: ``python -m hypomimia.bench.monitor --population-sizes 150 200``.
+    Reuses (and grows) the pools cached by the default run; writes population.json / population.md."""
+    t0 = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    sizes = _sizes(quick)
+    cfg = MonitorConfig(min_window=5)
+    drift = population_rates(out / ("pool-quick" if quick else "pool"), sizes, cfg, window_sizes, windows)
+    wall = time.perf_counter() - t0
+    (out / "population.json").write_text(
+        json.dumps({"window_sizes": window_sizes, "windows": windows, "alpha": cfg.alpha, "drift": drift,
+                    "wall_s": wall}, indent=2) + "\n"
+    )  # fmt: skip
+    (out / "population.md").write_text(_markdown(drift, None, cfg))
+    return [
+        _row(f"{r['scenario']}_n{r['window']}", r["alarm_rate"], "share",
+             f"{'false-alarm' if r['scenario'] == 'same' else 'detection'} rate; {r['windows']} windows of "
+             f"{r['window']} from a pool of {r['pool']}, reference {r['reference']}; drivers {r['drivers']}")
+        for r in drift
+    ]  # fmt: skip
+
+
+def _markdown(drift: list[dict], patients: dict | None, cfg: MonitorConfig) -> str:
     lines = [
         "| scenario | window | reference | windows | alarm rate | retrain rate | drivers (windows) |",
         "|---|---|---|---|---|---|---|",
@@ -276,6 +357,8 @@ def _markdown(drift: list[dict], patients: dict, cfg: MonitorConfig) -> str:
         drivers = ", ".join(f"{k} {v}" for k, v in list(r["drivers"].items())[:4]) or "-"
         lines.append(f"| {r['scenario']} | {r['window']} | {r['reference']} | {r['windows']} | {r['alarm_rate']:.2f} | "
                      f"{r['retrain_rate']:.2f} | {drivers} |")  # fmt: skip
+    if patients is None:
+        return "\n".join(lines) + "\n"
     p = patients
     lines += [
         "",
@@ -289,3 +372,27 @@ def _markdown(drift: list[dict], patients: dict, cfg: MonitorConfig) -> str:
 
 def _row(metric: str, value: float, unit: str, note: str) -> dict:
     return {"name": "monitor", "metric": metric, "value": round(float(value), 4), "unit": unit, "note": note}
+
+
+if __name__ == "__main__":
+    import argparse
+
+    from hypomimia.logs import setup_logging
+
+    ap = argparse.ArgumentParser(description="the monitor benchmark; `--population-sizes` runs only the "
+                                 "severe-PD shift and its same-distribution windows at those sizes")  # fmt: skip
+    ap.add_argument("--out", type=Path, default=Path("bench/monitor"))
+    ap.add_argument("--quick", action="store_true", help="the smoke-run pools (pool-quick)")
+    ap.add_argument("--population-sizes", type=int, nargs="+", default=None, metavar="N",
+                    help="window sizes n for the population shift (reference 2n, pools grown to 2 x max n)")  # fmt: skip
+    ap.add_argument(
+        "--windows", type=int, default=25, help="windows per scenario and size (--population-sizes)"
+    )
+    a = ap.parse_args()
+    setup_logging()
+    rows = (
+        run_population(a.out, a.quick, a.population_sizes, a.windows)
+        if a.population_sizes
+        else run(a.out, a.quick)
+    )
+    print(json.dumps(rows, indent=2))
