@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from hypomimia.errors import UserError
 from hypomimia.inference import prediction_log
 from hypomimia.lineage import audit, query
 from hypomimia.lineage.model_card import build_model_card, render_markdown
@@ -157,3 +158,24 @@ def test_model_card_is_generated_from_the_artifacts(trained):
     (model_dir / "evaluation.json").unlink()
     logged = (model_dir / "model_card" / "model_card.json").read_text()  # written and logged at registration
     assert json.loads(logged)["model"]["registry"] == {"name": NAME, "version": "1"}
+
+
+def test_the_endpoint_resolves_the_champion_in_the_registry_and_falls_back_to_the_newest(
+    trained, tmp_path: Path
+):
+    """What serving starts with: models:/NAME@champion resolves to its version and run, with the model's
+    files fetched from the run; an alias that does not exist yet serves the newest version and says so."""
+    from hypomimia.inference.predictor import load_served_model, resolve_model
+
+    folder, champion = resolve_model(f"models:/{NAME}@champion", trained["uri"], cache=tmp_path / "a")
+    assert (champion.name, champion.version, champion.alias) == (NAME, "1", "champion")
+    assert champion.run_id == trained["run"].run_id
+    assert (folder / "model.pt").read_bytes() == trained["run"].model_path.read_bytes()
+    _, fallback = resolve_model(f"models:/{NAME}@no-such-alias", trained["uri"], cache=tmp_path / "b")
+    assert fallback.version == "1" and fallback.alias is None and "newest version" in fallback.note
+    with pytest.raises(UserError, match="not in the MLflow registry"):
+        resolve_model("models:/no-such-model@champion", trained["uri"], cache=tmp_path / "c")
+    # These tiny tubes were not made by the facetubes stage, so the model has no face-tube params: the
+    # endpoint refuses to guess them rather than extract tubes unlike training did.
+    with pytest.raises(UserError, match="no face_tubes params"):
+        load_served_model(folder)
