@@ -9,7 +9,6 @@ pseudonymous ``subject_ref`` the caller chooses (and ``session``, e.g. a visit d
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -94,7 +93,3 @@ def to_frame(records: list[PredictionRecord]) -> pd.DataFrame:
         row.update({f"q_{k}": v for k, v in r.tube_quality.items()})
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def dumps(record: PredictionRecord) -> str:
-    return json.dumps(record.model_dump(mode="json"), sort_keys=True)

@@ -31,18 +31,10 @@ from typing import Any
 import yaml
 
 from hypomimia import __version__
+from hypomimia.data.probe import sha256_file
 
 REPO = Path(__file__).resolve().parents[3]  # src/hypomimia/lineage -> the checkout (when run from one)
 LOCK = Path("requirements") / "requirements.lock.txt"
-_CHUNK = 1 << 20
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def content_hash(path: Path) -> dict[str, Any]:

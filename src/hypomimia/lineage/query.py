@@ -103,7 +103,7 @@ def resolve(ref: str, tracking_uri: str | None = None, predictions: Path | None 
                     f"prediction {ref} records no model (outcome {rec.outcome})",
                     "only answered predictions name the model version that made them",
                 )
-            out.update(kind="prediction", prediction=json.loads(prediction_log.dumps(rec)),
+            out.update(kind="prediction", prediction=rec.model_dump(mode="json"),
                        version=client.get_model_version(rec.model_name, rec.model_version))  # fmt: skip
             return out
     raise UserError(

@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from hypomimia.data.probe import sha256_file
 from hypomimia.data.video import iter_frames, write_mp4
 
 
@@ -58,14 +59,13 @@ def apply_to_folder(src_dir: Path, dst_dir: Path, change: CameraChange, fps: int
     """A phantom folder (manifest.csv + videos/) seen through another camera; the manifest is copied
     with the new files' hashes. Returns the new manifest."""
     import csv
-    import hashlib
 
     src_dir, dst_dir = Path(src_dir), Path(dst_dir)
     rows = list(csv.DictReader((src_dir / "manifest.csv").open(encoding="utf-8")))
     for row in rows:
         out = apply_to_video(src_dir / row["path"], dst_dir / row["path"], change, fps, crf)
         if "sha256" in row:
-            row["sha256"] = hashlib.sha256(out.read_bytes()).hexdigest()
+            row["sha256"] = sha256_file(out)
         if "camera" in row:
             row["camera"] = f"{row['camera']}-changed"
     with (dst_dir / "manifest.csv").open("w", encoding="utf-8", newline="") as f:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 
 from hypomimia.config.phantom import PhantomConfig
+from hypomimia.data.probe import sha256_file
 from hypomimia.data.video import write_mp4
 from hypomimia.phantom import cohort
 from hypomimia.phantom.cohort import VideoPlan
@@ -121,7 +121,7 @@ def make_video(cfg: PhantomConfig, plan: VideoPlan, out_dir: Path) -> dict:
         # that split a pair reward memorising the partner's face with the opposite label.
         "split_group": f"ph_pair{subject.pair:03d}",
         "truth": truth_rel.as_posix(),
-        "sha256": hashlib.sha256((out_dir / rel).read_bytes()).hexdigest(),
+        "sha256": sha256_file(out_dir / rel),
     }
 
 

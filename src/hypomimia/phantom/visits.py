@@ -15,7 +15,6 @@ and timeline, as a new recording would. Rendering is the cohort generator's (``s
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 
 from hypomimia.config.phantom import PhantomConfig
 from hypomimia.data.manifest import COLUMNS
+from hypomimia.data.probe import sha256_file
 from hypomimia.phantom import cohort
 from hypomimia.phantom.disease import make_profile
 from hypomimia.phantom.synth import render_clip, subject_identity
@@ -95,7 +95,7 @@ def render_visit(cfg: PhantomConfig, visit: Visit, out_dir: Path) -> dict:
         "sex": identity.sex,
         "site": "phantom",
         "camera": f"phantom-{scene.background}",
-        "sha256": hashlib.sha256((out_dir / rel).read_bytes()).hexdigest(),
+        "sha256": sha256_file(out_dir / rel),
     }
 
 

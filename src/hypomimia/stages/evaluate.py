@@ -16,7 +16,6 @@ them too; otherwise a UserError says the comparison is not paired.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -34,6 +33,7 @@ from hypomimia.data.artifacts import read_stage_table
 from hypomimia.errors import UserError
 from hypomimia.evaluation import blessing, landmarks, plan, report
 from hypomimia.evaluation.plan import Setting, Task
+from hypomimia.lineage.provenance import params_sha256
 
 log = logging.getLogger(__name__)
 
@@ -461,7 +461,7 @@ def _log_mlflow(
 
     uri = uri or mlflow_runs.default_tracking_uri()
     exp = mlflow_runs.setup_experiment(uri, cfg.experiment)
-    params_hash = hashlib.sha256(json.dumps(ev["params"], sort_keys=True).encode()).hexdigest()[:16]
+    params_hash = params_sha256(ev["params"])[:16]
     data = mlflow_runs.tubes_digest(tubes_dir, [tubes_dir / t for t in videos["tube"]])
     tags = {**mlflow_runs.data_version_tags(tubes_dir, data), "params.hash": params_hash,
             "folds.digest": ev["folds_digest"], "hypomimia.stage": "evaluate"}  # fmt: skip
