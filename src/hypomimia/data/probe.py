@@ -76,6 +76,44 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def quality_problem(
+    p: Probe,
+    *,
+    section: str,
+    max_pixels: int,
+    min_side: int,
+    min_frames: int,
+    min_duration_s: float,
+    max_duration_s: float,
+    min_decode_ratio: float | None = None,
+) -> tuple[str, str]:
+    """The first size/length limit a decodable video fails, as (reason, detail); ('', '') when it passes.
+
+    One rule for ingest and the endpoint, so a clip refused at one is refused at the other with the
+    same machine-readable reason; ``section`` names the params section the limits come from.
+    """
+    pixels = p.width * p.height
+    if pixels > max_pixels:
+        return "too_large", (
+            f"{p.width}x{p.height} ({pixels / 1e6:.1f} MP) is above {section}.max_pixels "
+            f"({max_pixels / 1e6:.1f} MP); downscale it (e.g. to 1080p) or raise the limit"
+        )
+    if min(p.width, p.height) < min_side:
+        return "too_small", f"{p.width}x{p.height}: the shorter side is below {section}.min_side ({min_side})"
+    if min_decode_ratio is not None and p.declared_frames and p.decode_ratio < min_decode_ratio:
+        return "truncated", (
+            f"only {p.decoded_frames} of {p.declared_frames} declared frames decode ({p.decode_ratio:.0%}): "
+            "the file is cut short or damaged"
+        )
+    if p.decoded_frames < min_frames:
+        return "too_few_frames", f"{p.decoded_frames} frame(s) decode; {section}.min_frames is {min_frames}"
+    if not p.duration_s >= min_duration_s:
+        return "too_short", f"{p.duration_s:.2f} s is below {section}.min_duration_s ({min_duration_s:g} s)"
+    if p.duration_s > max_duration_s:
+        return "too_long", f"{p.duration_s:.0f} s is above {section}.max_duration_s ({max_duration_s:g} s)"
+    return "", ""
+
+
 def probe(path: str | Path, max_pixels: int | None = None) -> Probe:
     """Probe ``path``. Never raises for bad content; frames larger than ``max_pixels`` are not decoded."""
     path = Path(path)

@@ -226,7 +226,7 @@ def load_served_model(
 # -- the steps ------------------------------------------------------------------------------------
 def check_upload(path: Path, limits: ServeConfig):
     """Probe the upload and apply the endpoint's limits; the Probe, or :class:`Refusal` (ingest's reasons)."""
-    from hypomimia.data.probe import probe
+    from hypomimia.data.probe import probe, quality_problem
 
     p = probe(path, max_pixels=limits.max_pixels)
     if p.problem:
@@ -234,17 +234,18 @@ def check_upload(path: Path, limits: ServeConfig):
         raise Refusal(
             p.problem, p.detail or p.problem, status, "upload a video file (mp4, mov, webm, mkv, avi)"
         )
-    pixels = p.width * p.height
-    checks = [
-        (pixels > limits.max_pixels, "too_large", f"{p.width}x{p.height} is above the {limits.max_pixels} pixel limit"),
-        (min(p.width, p.height) < limits.min_side, "too_small", f"the shorter side is below {limits.min_side} px"),
-        (p.decoded_frames < limits.min_frames, "too_few_frames", f"{p.decoded_frames} frame(s) decode; at least {limits.min_frames} needed"),
-        (not p.duration_s >= limits.min_duration_s, "too_short", f"{p.duration_s:.2f} s is below {limits.min_duration_s:g} s"),
-        (p.duration_s > limits.max_duration_s, "too_long", f"{p.duration_s:.1f} s is above the {limits.max_duration_s:g} s limit; send a shorter clip"),
-    ]  # fmt: skip
-    for failed, reason, detail in checks:
-        if failed:
-            raise Refusal(reason, detail, 422)
+    # The endpoint checks no decode ratio: a cut-short upload still has its decodable frames judged.
+    reason, detail = quality_problem(
+        p,
+        section="serve",
+        max_pixels=limits.max_pixels,
+        min_side=limits.min_side,
+        min_frames=limits.min_frames,
+        min_duration_s=limits.min_duration_s,
+        max_duration_s=limits.max_duration_s,
+    )
+    if reason:
+        raise Refusal(reason, detail, 422)
     return p
 
 

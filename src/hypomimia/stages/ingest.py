@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 from hypomimia.config.ingest import IngestConfig
 from hypomimia.data.folds import check_feasible, fold_counts, make_folds
 from hypomimia.data.manifest import COLUMNS, label_score_problem, read_manifest
-from hypomimia.data.probe import Probe, probe, probe_many_worker
+from hypomimia.data.probe import Probe, probe, probe_many_worker, quality_problem
 from hypomimia.errors import UserError
 from hypomimia.lineage.provenance import stamp
 
@@ -329,29 +329,16 @@ def _decide(
 
 def _quality(p: Probe, cfg: IngestConfig) -> tuple[str, str]:
     """The first threshold a decodable video fails, as (reason, detail); ('', '') when it passes."""
-    pixels = p.width * p.height
-    if pixels > cfg.max_pixels:
-        return "too_large", (
-            f"{p.width}x{p.height} ({pixels / 1e6:.1f} MP) is above ingest.max_pixels "
-            f"({cfg.max_pixels / 1e6:.1f} MP); downscale it (e.g. to 1080p) or raise the limit"
-        )
-    if min(p.width, p.height) < cfg.min_side:
-        return (
-            "too_small",
-            f"{p.width}x{p.height}: the shorter side is below ingest.min_side ({cfg.min_side})",
-        )
-    if p.declared_frames and p.decode_ratio < cfg.min_decode_ratio:
-        return "truncated", (
-            f"only {p.decoded_frames} of {p.declared_frames} declared frames decode ({p.decode_ratio:.0%}): "
-            "the file is cut short or damaged"
-        )
-    if p.decoded_frames < cfg.min_frames:
-        return "too_few_frames", f"{p.decoded_frames} frame(s) decode; ingest.min_frames is {cfg.min_frames}"
-    if not p.duration_s >= cfg.min_duration_s:
-        return "too_short", f"{p.duration_s:.2f} s is below ingest.min_duration_s ({cfg.min_duration_s:g} s)"
-    if p.duration_s > cfg.max_duration_s:
-        return "too_long", f"{p.duration_s:.0f} s is above ingest.max_duration_s ({cfg.max_duration_s:g} s)"
-    return "", ""
+    return quality_problem(
+        p,
+        section="ingest",
+        max_pixels=cfg.max_pixels,
+        min_side=cfg.min_side,
+        min_frames=cfg.min_frames,
+        min_duration_s=cfg.min_duration_s,
+        max_duration_s=cfg.max_duration_s,
+        min_decode_ratio=cfg.min_decode_ratio,
+    )
 
 
 def _notes(p: Probe) -> str:
