@@ -139,3 +139,16 @@ def test_the_gpu_profile_is_valid_and_runs_the_full_ablation(repo_root):
     assert set(gpu.evaluate.models) == {"i3d", "r3d18", "resnet2d50", "landmark_static", "landmark_dynamic"}
     # 3 networks + 8 ablation points (14 frames fixed-duration = the shipped clip) per fold, + 2 landmark fits
     assert len(evaluation_tasks(gpu)) == gpu.ingest.folds * (3 + 8 + 2)
+
+
+def test_comparison_networks_see_plain_rgb_and_the_2d_model_fewer_frames():
+    """The I3D's frame-difference stream is its recipe; r3d18/resnet2d50 are built as plain RGB networks."""
+    train = TrainConfig(model={"frames": 14, "stream": "rgb+diff"}, stride=4)
+    cfg = EvaluateConfig(models=["i3d", "r3d18", "resnet2d50"], frames_2d=4, ablation={"frames": []})
+    by = {s.name: s for s in plan.settings(cfg, train)}
+    assert (by["resnet2d50"].frames, by["resnet2d50"].stride) == (4, 17)  # the same 2.1 s span
+    assert (by["r3d18"].frames, by["r3d18"].stride) == (14, 4)
+    streams = {n: plan.train_config(by[n], train, 0, epochs=1).model.stream for n in by}
+    assert streams == {"i3d": "rgb+diff", "r3d18": "rgb", "resnet2d50": "rgb"}
+    full = EvaluateConfig(models=["i3d", "resnet2d50"], frames_2d=None, ablation={"frames": []})
+    assert plan.settings(full, train)[1].frames == 14

@@ -73,6 +73,14 @@ class EvaluateConfig(Section):
     epochs: int | None = Field(
         None, ge=1, le=500, description="epochs of every network trained here (null = train.epochs)"
     )
+    frames_2d: int | None = Field(
+        4,
+        ge=4,
+        le=64,
+        description="frames per clip of the per-frame 2D model (resnet2d50), spread over the shipped clip's "
+        "span: it cannot use their order, so fewer frames only average fewer views of the face, at a "
+        "fraction of the cost (null = train.model.frames)",
+    )
     ablation: AblationConfig = AblationConfig()
     landmarks: LandmarkConfig = LandmarkConfig()
     bootstrap: int = Field(

@@ -49,12 +49,18 @@ def fixed_duration_stride(frames: int, train: TrainConfig) -> int:
     return max(1, min(32, round(span / max(1, frames - 1))))
 
 
+def _comparison_setting(model: str, cfg: EvaluateConfig, train: TrainConfig) -> Setting:
+    if model not in NETWORKS:
+        return Setting(model, model)
+    if model == "resnet2d50" and cfg.frames_2d is not None:
+        # Per-frame model: its clip spans the shipped clip's time with fewer frames (order is lost anyway).
+        return Setting(model, model, cfg.frames_2d, fixed_duration_stride(cfg.frames_2d, train))
+    return Setting(model, model, train.model.frames, train.stride)
+
+
 def settings(cfg: EvaluateConfig, train: TrainConfig) -> list[Setting]:
     """The model comparison (shipped frames and stride) then the reference network's temporal ablation."""
-    out = [
-        Setting(m, m, train.model.frames, train.stride) if m in NETWORKS else Setting(m, m)
-        for m in cfg.models
-    ]
+    out = [_comparison_setting(m, cfg, train) for m in cfg.models]
     if cfg.reference in NETWORKS:
         for design in cfg.ablation.designs:
             for f in cfg.ablation.frames:
@@ -66,7 +72,9 @@ def settings(cfg: EvaluateConfig, train: TrainConfig) -> list[Setting]:
 def train_config(setting: Setting, train: TrainConfig, fold: int, epochs: int | None) -> TrainConfig:
     """The train params of one network task: the shipped ones with the setting, fold and epochs applied;
     nothing registered (evaluation runs are measurements, not candidates)."""
-    model = train.model.model_copy(update={"arch": setting.model, "frames": setting.frames})
+    # The frame-difference stream is part of the I3D recipe; the comparison networks see plain RGB.
+    stream = train.model.stream if setting.model == "i3d" else "rgb"
+    model = train.model.model_copy(update={"arch": setting.model, "frames": setting.frames, "stream": stream})
     update = {
         "model": model,
         "stride": setting.stride,
