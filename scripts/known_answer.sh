@@ -2,11 +2,14 @@
 # The method's known-answer checks on the phantom, cross-validated over every test fold.
 #   dynamic_only: same facial configurations in both classes, only timing differs -> a spatio-temporal
 #                 model must still separate PD from controls on held-out subjects (target AUROC >= 0.9);
-#   no_cue:       no cue carries the label at all -> it must stay near chance (it finds no leak).
+#   no_cue:       no cue carries the label at all -> it must stay near chance (it finds no leak);
+#   eyes_only / mouth_only: the disease shows in one facial region only (phantom.cue_region) -> the
+#                 explanations of the trained model must put the largest share per pixel (lift) there.
 # Runs the demo's stages with the demo's params (plus the setting) into work/known_answer/<setting>/,
 # trains one model per test fold and pools the folds (hypomimia crossval -> crossval.json), then compares
 # the I3D with the baselines on the same folds (hypomimia evaluate -> evaluate/evaluation.md).
-# Usage: bash scripts/known_answer.sh [dynamic_only|no_cue] [FOLD ...]   (default: every fold)
+# Usage: bash scripts/known_answer.sh [dynamic_only|no_cue|eyes_only|mouth_only] [FOLD ...]
+#        (default: every fold; the region settings: fold 0)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
@@ -24,8 +27,10 @@ if setting == "dynamic_only":
     p["phantom"]["dynamic_only"] = True
 elif setting == "no_cue":
     p["phantom"]["cues"] = {k: False for k in p["phantom"]["cues"]}
+elif setting in ("eyes_only", "mouth_only"):
+    p["phantom"]["cue_region"] = setting.removesuffix("_only")
 else:
-    sys.exit(f"unknown setting {setting!r}: use dynamic_only or no_cue")
+    sys.exit(f"unknown setting {setting!r}: use dynamic_only, no_cue, eyes_only or mouth_only")
 p["train"]["experiment"] = f"hypomimia-known-answer-{setting}"
 p["train"]["registered_model"] = ""  # known-answer models never become champions
 yaml.safe_dump(p, open(out / "params.yaml", "w"), sort_keys=False)
@@ -43,6 +48,9 @@ hypomimia ingest "$out/data/manifest.csv" --params "$out/params.yaml" --out "$ou
 hypomimia facetubes --params "$out/params.yaml" --ingest "$out/ingest" --out "$out/facetubes" --cache work/tube-cache
 hypomimia validate --params "$out/params.yaml" --ingest "$out/ingest" --tubes "$out/facetubes" --out "$out/validate"
 folds=("$@")
+if [ ${#folds[@]} -eq 0 ] && [[ $setting == *_only && $setting != dynamic_only ]]; then
+  folds=(0)  # a region known answer needs one trained model and its held-out fold
+fi
 if [ ${#folds[@]} -eq 0 ]; then
   n=$(python -c "import yaml; print(yaml.safe_load(open('$out/params.yaml'))['ingest']['folds'])")
   folds=($(seq 0 $((n - 1))))
@@ -54,6 +62,33 @@ for k in "${folds[@]}"; do
   runs+=("$out/train/fold$k")
 done
 hypomimia crossval "${runs[@]}" --out "$out/crossval.json"
+if [ "$setting" = eyes_only ] || [ "$setting" = mouth_only ]; then
+  # Where does each fold's model look on its held-out videos? Lift per region with subject-bootstrap CIs.
+  for k in "${folds[@]}"; do
+    hypomimia explain --params "$out/params.yaml" --model "$out/train/fold$k" --tubes "$out/facetubes" \
+      --ingest "$out/ingest" --out "$out/explain/fold$k" --tracking-uri off
+  done
+  python - "$setting" "$out" "${folds[@]}" <<'PY'
+import json, sys
+from pathlib import Path
+setting, out, folds = sys.argv[1], Path(sys.argv[2]), sys.argv[3:]
+want = setting.removesuffix("_only")
+rows = []
+for k in folds:
+    e = json.loads((out / "explain" / f"fold{k}" / "explain.json").read_text())
+    for key, att in e["attention"].items():
+        a = att["all_videos"]
+        lift = a["lift"]
+        rows.append({"fold": int(k), "map": key, "top": a["top"], "top_share_of_boot": a["top_share_of_boot"],
+                     "expected": want, "pass": a["top"] == want, "n_subjects": a["n_subjects"],
+                     "lift": {r: [round(v["lift"], 3), round(v["ci_low"], 3), round(v["ci_high"], 3)] for r, v in lift.items()}})
+        l = lift[want]
+        print(f"{setting} fold {k} {key}: top region {a['top']} (expected {want}); {want} lift {l['lift']:.2f} "
+              f"[{l['ci_low']:.2f}, {l['ci_high']:.2f}], top in {a['top_share_of_boot']:.0%} of subject resamples")
+(out / "region_known_answer.json").write_text(json.dumps(rows, indent=2) + "\n")
+PY
+  exit 0
+fi
 # The comparison the study makes, on the same folds: the I3D runs above are reused; the 2D ResNet-50 is
 # trained per fold, the landmark baselines fit in seconds; paired DeLong/bootstrap tests, Holm-corrected.
 reuse=()

@@ -1,5 +1,7 @@
 """Phantom generator units: cohort design, disease model, timelines (no rendering, milliseconds)."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -134,3 +136,34 @@ def test_every_task_has_expression_events_even_for_severe_pd():
     for task in ("smile", "mimic", "speech"):
         tl = build_timeline(np.random.default_rng(1), task, 3.0, 25, prof)
         assert [e for e in tl.events if e.kind != "blink"], task
+
+
+def _region_profile(label, updrs, region):
+    return make_profile(
+        np.random.default_rng(7), label, updrs, 3.0 if label == "pd" else None, CueConfig(), False, region
+    )
+
+
+def test_eyes_only_disease_changes_the_blinks_and_nothing_else():
+    pd_, control = _region_profile("pd", 4, "eyes"), _region_profile("control", 0, "eyes")
+    for key in ("amplitude", "upper_face", "speed", "micro", "lips_parted"):
+        assert getattr(pd_, key) == getattr(control, key), key
+    assert pd_.blink_rate < 0.6 * control.blink_rate and pd_.blink_speed == 0.5 < control.blink_speed
+    slow = build_timeline(np.random.default_rng(3), "rest", 8.0, 25, replace(pd_, blink_rate=28.0))
+    fast = build_timeline(np.random.default_rng(3), "rest", 8.0, 25, replace(control, blink_rate=28.0))
+    closed = [len(tl.blink_frames()) / max(1, len(tl.blinks)) for tl in (slow, fast)]
+    assert closed[0] > 1.5 * closed[1]  # a PD blink keeps the eye closed longer
+
+
+def test_mouth_only_disease_changes_the_lower_face_and_nothing_else():
+    pd_, control = _region_profile("pd", 4, "mouth"), _region_profile("control", 0, "mouth")
+    # The upper face moves as much as the control's (amplitude x upper_face); blinks, timing, sway too.
+    assert pd_.amplitude * pd_.upper_face == pytest.approx(control.amplitude * control.upper_face)
+    for key in ("speed", "blink_rate", "blink_speed", "micro"):
+        assert getattr(pd_, key) == getattr(control, key), key
+    assert pd_.amplitude < 0.5 * control.amplitude and pd_.lips_parted > 0 == control.lips_parted
+
+
+def test_region_and_dynamic_only_known_answers_are_not_combined():
+    with pytest.raises(ValueError, match="cue_region"):
+        PhantomConfig(dynamic_only=True, cue_region="eyes")

@@ -247,3 +247,20 @@ def test_overlay_mp4(tmp_path):
     frames = np.full((4, 16, 16, 3), 100, np.uint8)
     path = render.write_overlay(tmp_path / "o.mp4", frames, np.zeros((4, 16, 16)), fps=5)
     assert path.stat().st_size > 0
+
+
+def test_region_lift_ci_finds_the_planted_region_and_resamples_subjects():
+    from hypomimia.explain.regions import lift_with_ci
+
+    rng = np.random.default_rng(0)
+    area = np.array([0.08, 0.08, 0.1, 0.12, 0.22, 0.4])
+    shares = np.tile(area, (30, 1))
+    shares[:, REGION_NAMES.index("eyes")] *= 3.0  # three times a uniform map's share per pixel
+    shares = np.abs(shares + rng.normal(0, 0.01, shares.shape))
+    shares /= shares.sum(1, keepdims=True)
+    out = lift_with_ci(shares, np.tile(area, (30, 1)), np.repeat(np.arange(6), 5), n_boot=300)
+    eyes = out["lift"]["eyes"]
+    assert out["top"] == "eyes" and out["top_share_of_boot"] == 1.0 and out["n_subjects"] == 6
+    assert eyes["ci_low"] < eyes["lift"] < eyes["ci_high"] and eyes["ci_low"] > 2.0
+    flat = lift_with_ci(np.tile(area, (30, 1)), np.tile(area, (30, 1)), np.repeat(np.arange(6), 5))
+    assert all(v["lift"] == pytest.approx(1.0) for v in flat["lift"].values())

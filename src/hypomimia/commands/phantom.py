@@ -28,6 +28,10 @@ def phantom(
     dynamic_only: Annotated[
         bool | None, typer.Option("--dynamic-only/--natural", help="only timing differs between classes")
     ] = None,
+    cue_region: Annotated[
+        str | None,
+        typer.Option(help="face | eyes | mouth: the only region where PD differs (explain's known answer)"),
+    ] = None,
     cue: Annotated[
         list[str] | None, typer.Option(help="cue=on|off, e.g. --cue static=on --cue blink=off")
     ] = None,
@@ -35,7 +39,7 @@ def phantom(
     """Generate the phantom study: synthetic face videos of PD and control subjects with a known answer."""
     cfg = load_params(params).phantom
     given = {"subjects": subjects, "videos_per_subject": videos_per_subject, "seed": seed, "duration_s": duration,
-             "size": size, "workers": workers, "dynamic_only": dynamic_only}  # fmt: skip
+             "size": size, "workers": workers, "dynamic_only": dynamic_only, "cue_region": cue_region}  # fmt: skip
     cfg = _override(cfg, {k: v for k, v in given.items() if v is not None} | _cues(cfg, cue))
     from hypomimia.stages.phantom import run  # heavy imports only when the command runs
 

@@ -1,10 +1,11 @@
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from hypomimia.config.base import Section
 
 Task = Literal["rest", "smile", "speech", "mimic"]
+CueRegion = Literal["face", "eyes", "mouth"]
 
 
 class CueConfig(Section):
@@ -30,6 +31,18 @@ class PhantomConfig(Section):
         False,
         description="match per-frame facial configurations between classes; only timing (speed) differs",
     )
+    cue_region: CueRegion = Field(
+        "face",
+        description="where the disease shows: face = every cue as configured; eyes = only blinks differ "
+        "(rate and duration); mouth = only the lower face differs (expression amplitude, lips parted at "
+        "rest). The region known answer of explain (docs/explain.md)",
+    )
     pd_fraction: float = Field(0.5, gt=0.0, lt=1.0, description="share of PD subjects")
     crf: int = Field(20, ge=0, le=45, description="x264 constant rate factor (each camera adds -2..+4)")
     workers: int = Field(2, ge=1, le=64, description="processes; does not change the output")
+
+    @model_validator(mode="after")
+    def _one_kind_of_known_answer(self):
+        if self.dynamic_only and self.cue_region != "face":
+            raise ValueError("dynamic_only and cue_region are separate known answers: set cue_region: face")
+        return self

@@ -34,6 +34,9 @@ class Profile:
     blink_rate: float  # spontaneous blinks per minute
     micro: float  # amplitude of continuous micro-movements (head, face)
     lips_parted: float  # fraction of the time the lips are parted at rest (static cue)
+    blink_speed: float = (
+        1.0  # blink closing/opening speed (slowed only where the disease shows in the eyes only)
+    )
 
     def as_dict(self) -> dict:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -112,8 +115,15 @@ def make_profile(
     hoehn_yahr: float | None,
     cues: CueConfig,
     dynamic_only: bool,
+    region: str = "face",
 ) -> Profile:
-    """Combine the disease effects (only for switched-on cues) with individual variation."""
+    """Combine the disease effects (only for switched-on cues) with individual variation.
+
+    ``region`` (PhantomConfig.cue_region) confines the disease to one facial region, whatever
+    ``cues`` say: "eyes" = blink rate and blink duration only; "mouth" = lower-face expression
+    amplitude and lips parted at rest only. Everything else gets the control value, so a model
+    can only find the label in that region (the region known answer of the explanations).
+    """
     eff = severity_effects(updrs)
     on = {
         "amplitude": cues.amplitude and not dynamic_only,
@@ -122,6 +132,10 @@ def make_profile(
         "micro": cues.micro,
         "static": cues.static and not dynamic_only,
     }
+    if region != "face":
+        on = dict.fromkeys(on, False) | (
+            {"blink": True} if region == "eyes" else {"amplitude": True, "static": True}
+        )
     expressivity = float(np.exp(rng.normal(0, 0.1)))  # people differ, independent of diagnosis
     own_speed = float(np.exp(rng.normal(0, 0.08)))
     mean, sd, lo, hi = BASE_BLINK_RATE
@@ -129,15 +143,22 @@ def make_profile(
     if dynamic_only:
         # Same poses and amplitudes in both classes: only timing may differ.
         expressivity, own_speed = 1.0, 1.0
+    amplitude = eff["amplitude"] if on["amplitude"] else 1.0
+    upper_face = eff["upper_face"] if on["amplitude"] else 1.0
+    if region == "mouth":
+        upper_face = 1.0 / amplitude  # the upper face (amplitude x upper_face) keeps the control value
     return Profile(
         label=label,
         updrs_3_2=updrs,
         hoehn_yahr=hoehn_yahr,
-        amplitude=expressivity * (eff["amplitude"] if on["amplitude"] else 1.0),
-        upper_face=eff["upper_face"] if on["amplitude"] else 1.0,
+        amplitude=expressivity * amplitude,
+        upper_face=upper_face,
         speed=own_speed * (eff["speed"] if on["speed"] else 1.0),
         blink_rate=own_blink * (eff["blink"] if on["blink"] else 1.0),
         # In dynamic-only data micro-movements keep their size; the speed cue slows them instead.
         micro=eff["micro"] if on["micro"] and not dynamic_only else 1.0,
         lips_parted=eff["lips_parted"] if on["static"] else 0.0,
+        # Slower eyelid movement is part of the eyes-only disease (longer blinks in PD); elsewhere blinks
+        # keep their healthy duration, as the natural phantom always had.
+        blink_speed=eff["speed"] if region == "eyes" else 1.0,
     )

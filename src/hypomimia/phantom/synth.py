@@ -35,7 +35,7 @@ def subject_profile(cfg: PhantomConfig, subject: cohort.SubjectPlan) -> Profile:
     min_pd = 3 if cfg.dynamic_only else 1
     updrs, hy = draw_scores(cohort.rng_for(cfg.seed, cohort.SCORES, subject.index), subject.label, min_pd)
     rng = cohort.rng_for(cfg.seed, cohort.PROFILE, subject.index)
-    return make_profile(rng, subject.label, updrs, hy, cfg.cues, cfg.dynamic_only)
+    return make_profile(rng, subject.label, updrs, hy, cfg.cues, cfg.dynamic_only, cfg.cue_region)
 
 
 def _cycles(cfg: PhantomConfig, plan: VideoPlan, profile: Profile) -> tuple[list, float]:
@@ -100,6 +100,7 @@ def make_video(cfg: PhantomConfig, plan: VideoPlan, out_dir: Path) -> dict:
         "crf": crf,
         "dynamic_only": cfg.dynamic_only,
         "cues": cfg.cues.model_dump(),
+        "cue_region": cfg.cue_region,
         **timeline.to_json(),
     }
     truth_rel = Path("truth") / f"{plan.video_id}.json"

@@ -181,7 +181,9 @@ def pattern_events(rng: np.random.Generator, task: str) -> list[Event]:
     return events
 
 
-def _blinks(rng: np.random.Generator, duration: float, rate_per_min: float) -> list[Event]:
+def _blinks(
+    rng: np.random.Generator, duration: float, rate_per_min: float, speed: float = 1.0
+) -> list[Event]:
     events, t = [], 0.0
     while True:
         t += rng.exponential(60.0 / rate_per_min)
@@ -190,7 +192,7 @@ def _blinks(rng: np.random.Generator, duration: float, rate_per_min: float) -> l
         if t < 0.15 or (events and t - events[-1].start < BLINK_MIN_GAP_S):
             continue
         close, shut, opening = rng.uniform(0.07, 0.1), rng.uniform(0.03, 0.07), rng.uniform(0.13, 0.2)
-        events.append(Event("blink", {"au45": 1.0}, t, close, shut, opening))
+        events.append(Event("blink", {"au45": 1.0}, t, close / speed, shut / speed, opening / speed))
 
 
 def _smooth_noise(
@@ -239,7 +241,7 @@ def build_timeline(
         e = e.scaled(1.0, rng.uniform(-0.3, (1 - profile.lips_parted) * duration))
         events.append(e)
         au["au25"] = np.maximum(au["au25"], 0.55 * e.envelope(t))
-    blinks = _blinks(rng, duration, profile.blink_rate)
+    blinks = _blinks(rng, duration, profile.blink_rate, profile.blink_speed)
     for b in blinks:
         au["au45"] = np.maximum(au["au45"], b.envelope(t))
     # Micro-movements: small facial twitches and head sway, damped and slowed by the disease.

@@ -79,7 +79,9 @@ def render_visit(cfg: PhantomConfig, visit: Visit, out_dir: Path) -> dict:
         else float(np.clip(np.round(2 + 1.1 * visit.updrs_3_2) / 2, 1.0, 5.0))
     )
     traits = cohort.rng_for(cfg.seed, cohort.PROFILE, visit.subject)  # same traits in every session
-    profile = make_profile(traits, visit.label, visit.updrs_3_2, hy, cfg.cues, cfg.dynamic_only)
+    profile = make_profile(
+        traits, visit.label, visit.updrs_3_2, hy, cfg.cues, cfg.dynamic_only, cfg.cue_region
+    )
     rel = Path("videos") / f"{visit.video_id}.mp4"
     scene, _, _ = render_clip(cfg, identity, profile, (visit.subject, visit.video), visit.task, out_dir / rel)
     return {

@@ -31,7 +31,7 @@ from hypomimia.errors import UserError
 from hypomimia.explain import embeddings as emb
 from hypomimia.explain import render
 from hypomimia.explain.gradcam import resolve_layers
-from hypomimia.explain.regions import REGION_NAMES, RegionMass, compare_entropy, entropy
+from hypomimia.explain.regions import REGION_NAMES, RegionMass, compare_entropy, entropy, lift_with_ci
 from hypomimia.explain.tube import TubeExplanation, clip_batch, explain_tube, load_tube
 from hypomimia.learning.clips import LABEL_INDEX
 from hypomimia.lineage.provenance import stamp
@@ -107,7 +107,7 @@ def run(
             "maps": keys,
             "headline_map": keys[0],
         }
-        summary["attention"] = {k: _attention_summary(regions[regions["map"] == k]) for k in keys}
+        summary["attention"] = {k: _attention_summary(regions[regions["map"] == k], cfg.seed) for k in keys}
         summary["motion_by_region"] = _motion_summary(table, results)
         summary["concentration_check"] = _concentration_check(
             summary["attention"][keys[0]], summary["motion_by_region"]
@@ -260,8 +260,9 @@ def _regions_table(table: pd.DataFrame, results: dict[str, TubeExplanation], key
     return pd.DataFrame(rows)
 
 
-def _attention_summary(rows: pd.DataFrame) -> dict:
-    """Per group: mean region shares, area shares and lift, entropy; PD vs control entropy tests."""
+def _attention_summary(rows: pd.DataFrame, seed: int = 0) -> dict:
+    """Per group: mean region shares, area shares and lift, entropy; PD vs control entropy tests;
+    over every attributed video: lift per region with subject-bootstrap CIs and the top region."""
     groups = {}
     for g, part in rows.groupby("label"):
         shares = {n: float(part[f"share_{n}"].mean()) for n in REGION_NAMES}
@@ -277,8 +278,19 @@ def _attention_summary(rows: pd.DataFrame) -> dict:
             "outside_share": float(part.outside_share.mean()),
         }
     subj = rows.groupby(["subject_id", "label"], as_index=False).entropy.mean()
+    pooled = (
+        lift_with_ci(
+            rows[[f"share_{n}" for n in REGION_NAMES]].to_numpy(),
+            rows[[f"area_{n}" for n in REGION_NAMES]].to_numpy(),
+            rows["subject_id"].to_numpy(),
+            seed=seed,
+        )
+        if len(rows)
+        else None
+    )
     return {
         "groups": groups,
+        "all_videos": pooled,
         "entropy_test": compare_entropy(
             rows.loc[rows.label == "pd", "entropy"].tolist(),
             rows.loc[rows.label == "control", "entropy"].tolist(),
