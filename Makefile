@@ -38,7 +38,7 @@ demo: setup  ## run the whole system that exists on the embedded phantom data
 test: setup  ## ruff (lint + format check) + pytest with coverage
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest --cov --cov-report=term:skip-covered -q
+	$(BIN)/python -m pytest --cov --cov-report=term:skip-covered -q --durations=25
 
 lint: setup
 	$(BIN)/ruff check .

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 from hypomimia.config.train import ModelConfig
 from hypomimia.errors import UserError
-from hypomimia.models import LABELS, build_model, clip_contract, load_model, save_model
+from hypomimia.models import LABELS, build_model, clip_contract, load_model, save_model, to_channels_last
 from hypomimia.models.i3d import I3D, frame_differences, i3d, inflate_2d_state_dict, load_init_weights
 from hypomimia.models.inception2d import Inception2D
 from hypomimia.models.metadata import build_metadata, verify_model
@@ -145,6 +146,22 @@ def test_model_file_round_trip_and_metadata_contract(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"nope")
     with pytest.raises(UserError):
         load_model(tmp_path / "junk.pt")
+
+
+@pytest.mark.parametrize("arch", ["i3d", "r3d18", "resnet2d50"])
+def test_every_arch_takes_a_channels_last_step(arch):
+    """train converts every network to channels-last (train.channels_last: true): the 2D ResNet-50's
+    4-D weights once made that conversion raise, so the evaluation could not train its baseline."""
+    model = to_channels_last(build_model(ModelConfig(arch=arch, frames=4, width=0.25)))
+    convs = [p for p in model.parameters() if p.dim() >= 4]
+    assert convs and all(
+        p.is_contiguous(memory_format=torch.channels_last if p.dim() == 4 else torch.channels_last_3d)
+        for p in convs
+    )
+    x = torch.rand(2, 3, 4, 32, 32).contiguous(memory_format=torch.channels_last_3d)
+    loss = nn.functional.cross_entropy(model.forward_all(x)["logits"], torch.tensor([0, 1]))
+    loss.backward()
+    assert all(p.grad is not None for p in convs)
 
 
 @pytest.mark.parametrize("arch", ["r3d18", "resnet2d50"])

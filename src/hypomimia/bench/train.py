@@ -23,7 +23,7 @@ from hypomimia.bench import row
 from hypomimia.config.train import ModelConfig, TrainConfig
 from hypomimia.learning.clips import ClipDataset, EpochSampler, prepare_frame_cache
 from hypomimia.learning.training import load_split, make_loader
-from hypomimia.models import build_model
+from hypomimia.models import build_model, to_channels_last
 
 # Dense bf16 peak FLOP/s by device name fragment (vendor data sheets, SXM parts).
 PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12}
@@ -119,7 +119,7 @@ def loader_ratio(quick: bool) -> list[dict]:
             seed=0,
         )
         loader = make_loader(ds, EpochSampler(len(ds), shuffle=True), cfg, torch.device("cpu"))
-        model = build_model(cfg.model).to(memory_format=torch.channels_last_3d)
+        model = to_channels_last(build_model(cfg.model))
         opt = torch.optim.AdamW(model.parameters())
 
         def real():

@@ -71,6 +71,19 @@ def build_model(cfg: ModelConfig, *, init_weights: bool = True) -> nn.Module:
     return model
 
 
+def to_channels_last(model: nn.Module) -> nn.Module:
+    """Each conv weight in the channels-last layout of its rank (5-D: NDHWC, 4-D: NHWC), in place.
+
+    ``Module.to(memory_format=torch.channels_last_3d)`` refuses any 4-D weight, i.e. the per-frame
+    2D ResNet-50; this converts the 3D and the 2D networks alike (and a mixed one)."""
+    layouts = {4: torch.channels_last, 5: torch.channels_last_3d}
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() in layouts:
+                p.data = p.data.contiguous(memory_format=layouts[p.dim()])
+    return model
+
+
 def clip_contract(cfg: ModelConfig, fps: float | None = None) -> dict[str, Any]:
     """What one model input is: shape (C, T, H, W), dtype, value range, layout."""
     return {

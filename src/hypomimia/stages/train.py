@@ -59,7 +59,7 @@ from hypomimia.learning.training import (
 )
 from hypomimia.lineage.provenance import mlflow_tags, run_name
 from hypomimia.lineage.registry import on_registered, training_lineage
-from hypomimia.models import LABELS, build_model, clip_contract, save_model
+from hypomimia.models import LABELS, build_model, clip_contract, save_model, to_channels_last
 from hypomimia.models.metadata import build_metadata, verify_model, write_metadata
 
 log = logging.getLogger(__name__)
@@ -142,7 +142,7 @@ def run(
 
     model = build_model(mc).to(d.device)
     if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last_3d)
+        model = to_channels_last(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, len(train_dl)))
     weights = class_weights(split.train, cfg.class_weighting).to(d.device)
