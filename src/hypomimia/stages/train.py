@@ -22,6 +22,7 @@ import os
 import random
 import signal
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -403,9 +404,18 @@ class _Tracker:
             cols = [
                 c for c in ("video_id", "subject_id", "label", "updrs_3_2", "task", "sha256") if c in table
             ]
-            ds = mlflow.data.from_pandas(
-                table[cols], source=str(tubes_dir.resolve()), name="facetubes", digest=digest, targets="label"
-            )
+            table = table[cols]
+            # Integer columns as float: MLflow's schema inference warns that ints cannot hold a missing
+            # value (updrs_3_2 of a control may be missing); a local folder matches two equivalent
+            # dataset-source types, which MLflow also warns about. Neither is news to the user.
+            table = table.astype({c: "float64" for c in cols if pd.api.types.is_integer_dtype(table[c])})
+            with warnings.catch_warnings():
+                warnings.filterwarnings(
+                    "ignore", message=".*can be interpreted in multiple ways", category=UserWarning
+                )
+                ds = mlflow.data.from_pandas(
+                    table, source=str(tubes_dir.resolve()), name="facetubes", digest=digest, targets="label"
+                )
             mlflow.log_input(ds, context="training")
 
     def epoch(self, row: dict) -> None:
