@@ -34,15 +34,20 @@ else:
 p["train"]["experiment"] = f"hypomimia-known-answer-{setting}"
 p["train"]["registered_model"] = ""  # known-answer models never become champions
 yaml.safe_dump(p, open(out / "params.yaml", "w"), sort_keys=False)
-# same generator config as last time -> the videos are the same (deterministic): do not render again
-done = out / "data" / "phantom.json"
-wanted = {k: v for k, v in p["phantom"].items() if k != "workers"}
-print("skip" if done.is_file() and json.loads(done.read_text())["config"] == wanted else "render")
+# same generator config and renderer code as last time -> the same videos (deterministic): do not render
+import hashlib
+code = hashlib.sha256(b"".join(f.read_bytes() for f in sorted(Path("src/hypomimia/phantom").rglob("*.py")))).hexdigest()
+wanted = {"config": {k: v for k, v in p["phantom"].items() if k != "workers"}, "renderer_sha256": code}
+stamp = out / "render.json"
+print("skip" if stamp.is_file() and json.loads(stamp.read_text()) == wanted else "render")
+(out / "render.wanted.json").write_text(json.dumps(wanted))
 PY
 )
 hypomimia config validate "$out/params.yaml"
 if [ "$render" = render ]; then
+  rm -rf "$out/data"
   hypomimia phantom --params "$out/params.yaml" --out "$out/data"
+  mv "$out/render.wanted.json" "$out/render.json"
 fi
 hypomimia ingest "$out/data/manifest.csv" --params "$out/params.yaml" --out "$out/ingest"
 hypomimia facetubes --params "$out/params.yaml" --ingest "$out/ingest" --out "$out/facetubes" --cache work/tube-cache

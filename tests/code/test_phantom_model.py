@@ -7,7 +7,7 @@ import pytest
 
 from hypomimia.config.phantom import CueConfig, PhantomConfig
 from hypomimia.phantom.cohort import plan_subjects, plan_videos, rng_for
-from hypomimia.phantom.disease import SEVERITY_EFFECTS, draw_scores, make_profile
+from hypomimia.phantom.disease import LID_DROOP, SEVERITY_EFFECTS, draw_scores, make_profile
 from hypomimia.phantom.identities import BASES, draw_identity
 from hypomimia.phantom.synth import subject_identity
 from hypomimia.phantom.timeline import BLINK_MIN_GAP_S, build_timeline, pattern_events
@@ -153,13 +153,22 @@ def test_eyes_only_disease_changes_the_blinks_and_nothing_else():
     fast = build_timeline(np.random.default_rng(3), "rest", 8.0, 25, replace(control, blink_rate=28.0))
     closed = [len(tl.blink_frames()) / max(1, len(tl.blinks)) for tl in (slow, fast)]
     assert closed[0] > 1.5 * closed[1]  # a PD blink keeps the eye closed longer
+    # Lids lowered at rest (every frame), below the blink-truth threshold: blinks are still counted only
+    # where the eye closes.
+    assert pd_.lid_droop == LID_DROOP[4] > 0 == control.lid_droop
+    at_rest = slow.au["au45"][slow.au["au45"] < 0.5]
+    assert at_rest.min() == pytest.approx(pd_.lid_droop) and fast.au["au45"].min() == 0.0
+    no_droop = build_timeline(
+        np.random.default_rng(3), "rest", 8.0, 25, replace(pd_, blink_rate=28.0, lid_droop=0.0)
+    )
+    assert slow.blink_frames() == no_droop.blink_frames() and len(slow.blinks) == len(no_droop.blinks)
 
 
 def test_mouth_only_disease_changes_the_lower_face_and_nothing_else():
     pd_, control = _region_profile("pd", 4, "mouth"), _region_profile("control", 0, "mouth")
     # The upper face moves as much as the control's (amplitude x upper_face); blinks, timing, sway too.
     assert pd_.amplitude * pd_.upper_face == pytest.approx(control.amplitude * control.upper_face)
-    for key in ("speed", "blink_rate", "blink_speed", "micro"):
+    for key in ("speed", "blink_rate", "blink_speed", "micro", "lid_droop"):
         assert getattr(pd_, key) == getattr(control, key), key
     assert pd_.amplitude < 0.5 * control.amplitude and pd_.lips_parted > 0 == control.lips_parted
 

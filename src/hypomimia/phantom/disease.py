@@ -37,6 +37,7 @@ class Profile:
     blink_speed: float = (
         1.0  # blink closing/opening speed (slowed only where the disease shows in the eyes only)
     )
+    lid_droop: float = 0.0  # upper lids lowered at rest (AU45 level; only in the eyes-only disease)
 
     def as_dict(self) -> dict:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -103,6 +104,13 @@ SEVERITY_EFFECTS: dict[int, dict[str, float]] = {
 }
 
 
+# Eyes-only disease (cue_region: eyes): upper lids lowered at rest per UPDRS 3.2 score, as AU45 (1 =
+# shut). Fewer and slower blinks alone are too rare in 1-s clips for a 4-epoch CPU model to learn (the
+# first eyes-only run stayed at chance); a resting lid position is visible in every frame and lies in
+# the eye region only, as parted lips do for the mouth. Kept below 0.5, the blink-truth threshold.
+LID_DROOP = (0.0, 0.08, 0.18, 0.27, 0.36)
+
+
 def severity_effects(updrs: int) -> dict[str, float]:
     """Disease effects of one UPDRS 3.2 score (multipliers; lips_parted is a fraction of the time)."""
     return dict(SEVERITY_EFFECTS[int(updrs)])
@@ -120,7 +128,7 @@ def make_profile(
     """Combine the disease effects (only for switched-on cues) with individual variation.
 
     ``region`` (PhantomConfig.cue_region) confines the disease to one facial region, whatever
-    ``cues`` say: "eyes" = blink rate and blink duration only; "mouth" = lower-face expression
+    ``cues`` say: "eyes" = blink rate, blink duration and lids lowered at rest only; "mouth" = lower-face expression
     amplitude and lips parted at rest only. Everything else gets the control value, so a model
     can only find the label in that region (the region known answer of the explanations).
     """
@@ -161,4 +169,5 @@ def make_profile(
         # Slower eyelid movement is part of the eyes-only disease (longer blinks in PD); elsewhere blinks
         # keep their healthy duration, as the natural phantom always had.
         blink_speed=eff["speed"] if region == "eyes" else 1.0,
+        lid_droop=LID_DROOP[int(updrs)] if region == "eyes" else 0.0,
     )

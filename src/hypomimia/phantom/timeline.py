@@ -244,6 +244,8 @@ def build_timeline(
     blinks = _blinks(rng, duration, profile.blink_rate, profile.blink_speed)
     for b in blinks:
         au["au45"] = np.maximum(au["au45"], b.envelope(t))
+    if profile.lid_droop > 0:  # static eye cue (eyes-only disease): lids lowered between blinks
+        au["au45"] = np.maximum(au["au45"], profile.lid_droop)
     # Micro-movements: small facial twitches and head sway, damped and slowed by the disease.
     for k, amp in (("au12", 0.05), ("au1_2", 0.05), ("au4", 0.03), ("au25", 0.04)):
         au[k] += np.abs(_smooth_noise(rng, t, amp * profile.micro, 2.0 * profile.speed))
