@@ -62,7 +62,7 @@ if [ ${#folds[@]} -eq 0 ]; then
 fi
 runs=()
 for k in "${folds[@]}"; do
-  hypomimia train --params "$out/params.yaml" --tubes "$out/facetubes" --ingest "$out/ingest" \
+  hypomimia train --no-resume --params "$out/params.yaml" --tubes "$out/facetubes" --ingest "$out/ingest" \
     --out "$out/train/fold$k" --fold "$k"
   runs+=("$out/train/fold$k")
 done

@@ -98,6 +98,12 @@ def test_killed_mid_epoch_then_resumed_matches_an_uninterrupted_run(tmp_path):
     # resuming with other params is refused, --no-resume starts over
     with pytest.raises(UserError, match="different train params"):
         run(cfg.model_copy(update={"lr": 1e-2}), tubes, ingest, tmp_path / "killed", tracking_uri="off")
+    # ... and so is resuming on other data: same video ids and params, other tube content
+    other, _ = make_tubes(
+        tmp_path / "other", subjects=12, videos_per_subject=1, frames=20, size=32, folds=3, seed=1
+    )
+    with pytest.raises(UserError, match="trained on other data"):
+        run(cfg, other, ingest, tmp_path / "killed", tracking_uri="off")
 
 
 def test_bad_inputs_are_named(tmp_path):

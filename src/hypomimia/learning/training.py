@@ -4,6 +4,7 @@ prediction, checkpoints. ``stages/train.py`` orchestrates them; evaluation reuse
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
@@ -233,6 +234,16 @@ def config_fingerprint(cfg: TrainConfig) -> dict:
     )
 
 
+def data_fingerprint(split: Split, tubes_digest: str) -> str:
+    """What a checkpoint was trained on: the tubes' content digest and which videos are in which split
+    (folds and labels), so that a resume never continues a model on other data."""
+    h = hashlib.sha256(tubes_digest.encode())
+    for name, items in (("train", split.train), ("val", split.val), ("test", split.test)):
+        for it in sorted(items, key=lambda i: i.video_id):
+            h.update(f"{name}\t{it.video_id}\t{it.subject_id}\t{it.label}\n".encode())
+    return h.hexdigest()[:16]
+
+
 def save_checkpoint(path: Path, state: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -240,13 +251,21 @@ def save_checkpoint(path: Path, state: dict) -> None:
     tmp.replace(path)  # atomic: a kill while saving leaves the previous checkpoint intact
 
 
-def load_checkpoint(path: Path, cfg: TrainConfig) -> dict | None:
+def load_checkpoint(path: Path, cfg: TrainConfig, data: str) -> dict | None:
+    """The checkpoint to resume from, if any; refused when written with other params or other data
+    (``data``: :func:`data_fingerprint` of this run)."""
     if not path.is_file():
         return None
     state = torch.load(path, map_location="cpu", weights_only=False)
     if state.get("config") != config_fingerprint(cfg):
         raise UserError(
             "the checkpoint in the output folder was written with different train params",
+            "use --no-resume to start over, or a new --out folder",
+        )
+    if state.get("data") != data:
+        raise UserError(
+            "the checkpoint in the output folder was trained on other data (the face tubes, the folds or "
+            "the labels changed since): resuming would continue a model on data it did not start with",
             "use --no-resume to start over, or a new --out folder",
         )
     return state

@@ -33,7 +33,7 @@ from torch import nn
 
 from hypomimia import jsonio
 from hypomimia.config.train import TrainConfig
-from hypomimia.learning import ddp
+from hypomimia.learning import ddp, mlflow_runs
 from hypomimia.learning.clips import (
     ClipDataset,
     EpochSampler,
@@ -48,6 +48,7 @@ from hypomimia.learning.training import (
     Split,
     class_weights,
     config_fingerprint,
+    data_fingerprint,
     load_checkpoint,
     load_split,
     lr_lambda,
@@ -112,6 +113,8 @@ def run(
     torch.set_num_threads(cfg.threads)
     set_determinism(cfg)
     split = load_split(cfg, tubes_dir, ingest_dir)
+    digest = mlflow_runs.tubes_digest(tubes_dir, [it.tube for it in split.train + split.val + split.test])
+    data_id = data_fingerprint(split, digest)
     mc = cfg.model
 
     cache = out_dir / "frame_cache"
@@ -150,7 +153,7 @@ def run(
 
     state = None
     if resume:
-        state = load_checkpoint(out_dir / CHECKPOINT, cfg)
+        state = load_checkpoint(out_dir / CHECKPOINT, cfg, data_id)
     elif d.is_main:
         for f in (out_dir / CHECKPOINT, out_dir / BEST):
             f.unlink(missing_ok=True)
@@ -183,7 +186,9 @@ def run(
     if cfg.compile:
         net = torch.compile(net)
 
-    tracker = _Tracker(cfg, tubes_dir, split, tracking_uri, progress.get("run_id")) if d.is_main else None
+    tracker = (
+        _Tracker(cfg, tubes_dir, split, digest, tracking_uri, progress.get("run_id")) if d.is_main else None
+    )
     if tracker is not None:
         progress["run_id"] = tracker.run_id
     steps_done = 0
@@ -246,6 +251,7 @@ def run(
                     out_dir / CHECKPOINT,
                     {
                         "config": config_fingerprint(cfg),
+                        "data": data_id,
                         "model": model.state_dict(),
                         "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(),
@@ -381,13 +387,13 @@ def _headline(metrics: dict) -> dict:
 class _Tracker:
     """The MLflow run of one training (rank 0). Resumed runs continue the same MLflow run."""
 
-    def __init__(self, cfg: TrainConfig, tubes_dir: Path, split: Split, tracking_uri: str | None, run_id):
+    def __init__(
+        self, cfg: TrainConfig, tubes_dir: Path, split: Split, digest: str, tracking_uri: str | None, run_id
+    ):
         self.cfg, self.run_id, self.on = cfg, run_id, tracking_uri != "off"
         if not self.on:
             return
         import mlflow
-
-        from hypomimia.learning import mlflow_runs
 
         self.uri = tracking_uri or mlflow_runs.default_tracking_uri()
         exp = mlflow_runs.setup_experiment(self.uri, cfg.experiment)
@@ -395,8 +401,6 @@ class _Tracker:
         run = mlflow.start_run(run_id=run_id, experiment_id=None if run_id else exp, log_system_metrics=True, run_name=name)  # fmt: skip
         self.run_id = run.info.run_id
         if run_id is None:  # first start: params, data lineage
-            files = [it.tube for it in split.train + split.val + split.test]
-            digest = mlflow_runs.tubes_digest(tubes_dir, files)
             mlflow.set_tags(mlflow_runs.data_version_tags(tubes_dir, digest))
             mlflow.set_tags(mlflow_tags("train", cfg, {"tubes": tubes_dir / "tubes.parquet"}, fold=cfg.fold, repeat=cfg.repeat))  # fmt: skip
             mlflow.log_params(mlflow_runs.flatten(cfg.model_dump(mode="json")))
@@ -428,8 +432,6 @@ class _Tracker:
         if not self.on:
             return
         import mlflow
-
-        from hypomimia.learning import mlflow_runs
 
         mlflow.log_metrics(mlflow_runs.numeric_metrics(result.metrics, "test."))
         mlflow.log_metrics({"best_epoch": result.best_epoch, "temperature": result.temperature})
