@@ -176,3 +176,17 @@ def test_mouth_only_disease_changes_the_lower_face_and_nothing_else():
 def test_region_and_dynamic_only_known_answers_are_not_combined():
     with pytest.raises(ValueError, match="cue_region"):
         PhantomConfig(dynamic_only=True, cue_region="eyes")
+
+
+@pytest.mark.parametrize("region", ["eyes", "mouth"])
+def test_region_known_answers_draw_moderate_to_severe_pd(region):
+    """As the dynamic-only study: at UPDRS 3.2 = 1 the region cues are nearly nil (no lids lowered, no
+    lips parted), so a single-region study draws PD scores >= 3; the natural phantom keeps 1-4."""
+    from hypomimia.phantom.cohort import plan_subjects
+    from hypomimia.phantom.synth import subject_profile
+
+    def pd_scores(cfg):
+        return {subject_profile(cfg, s).updrs_3_2 for s in plan_subjects(cfg) if s.label == "pd"}
+
+    assert pd_scores(PhantomConfig(subjects=40, cue_region=region)) <= {3, 4}
+    assert min(pd_scores(PhantomConfig(subjects=40))) < 3

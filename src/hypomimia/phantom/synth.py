@@ -30,9 +30,10 @@ def subject_identity(cfg: PhantomConfig, subject: cohort.SubjectPlan) -> Identit
 
 
 def subject_profile(cfg: PhantomConfig, subject: cohort.SubjectPlan) -> Profile:
-    # The dynamic-only known-answer study includes PD patients with moderate-severe hypomimia
-    # (3.2 >= 3, movements 1.6-2x slower), an effect a 16-subject test can detect; see docs/phantom.md.
-    min_pd = 3 if cfg.dynamic_only else 1
+    # The known-answer studies (dynamic-only, one cue region) include PD patients with moderate-severe
+    # hypomimia (3.2 >= 3: movements 1.6-2x slower; lips parted at rest; lids lowered), an effect a
+    # 16-subject test can detect; see docs/phantom.md. At score 1 the region cues are nearly nil.
+    min_pd = 3 if cfg.dynamic_only or cfg.cue_region != "face" else 1
     updrs, hy = draw_scores(cohort.rng_for(cfg.seed, cohort.SCORES, subject.index), subject.label, min_pd)
     rng = cohort.rng_for(cfg.seed, cohort.PROFILE, subject.index)
     return make_profile(rng, subject.label, updrs, hy, cfg.cues, cfg.dynamic_only, cfg.cue_region)
