@@ -144,6 +144,11 @@ def test_checked_in_data_version_is_what_this_renderer_renders(tmp_path: Path):
     for video_id, sha in golden["videos"].items():
         row = make_video(cfg, plans[video_id], tmp_path)
         assert row["sha256"] == sha, f"{video_id} renders differently from data.dvc's version"
+        # the truth sidecar is data too (a new Profile field changes every sidecar, not the videos)
+        truth = hashlib.sha256((tmp_path / "truth" / f"{video_id}.json").read_bytes()).hexdigest()
+        assert truth == golden["truth"][video_id], (
+            f"{video_id}'s truth sidecar differs from data.dvc's version"
+        )
 
 
 def _write_golden(phantom_dir: Path = REPO / "data" / "phantom", n: int = 2) -> None:
@@ -155,6 +160,9 @@ def _write_golden(phantom_dir: Path = REPO / "data" / "phantom", n: int = 2) -> 
         "phantom_config": cfg.model_dump(mode="json", exclude={"workers"}),
         "phantom_json_sha256": hashlib.sha256((phantom_dir / "phantom.json").read_bytes()).hexdigest(),
         "videos": {v: meta["sha256"][v] for v in ids},
+        "truth": {
+            v: hashlib.sha256((phantom_dir / "truth" / f"{v}.json").read_bytes()).hexdigest() for v in ids
+        },
     }
     GOLDEN.write_text(json.dumps(golden, indent=2, sort_keys=True) + "\n")
     print(f"wrote {GOLDEN}")
