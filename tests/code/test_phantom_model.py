@@ -9,7 +9,7 @@ from hypomimia.config.phantom import CueConfig, PhantomConfig
 from hypomimia.phantom.cohort import plan_subjects, plan_videos, rng_for
 from hypomimia.phantom.disease import LID_DROOP, SEVERITY_EFFECTS, draw_scores, make_profile
 from hypomimia.phantom.identities import BASES, draw_identity
-from hypomimia.phantom.synth import subject_identity
+from hypomimia.phantom.synth import subject_identity, subject_profile
 from hypomimia.phantom.timeline import BLINK_MIN_GAP_S, build_timeline, pattern_events
 
 
@@ -182,8 +182,6 @@ def test_region_and_dynamic_only_known_answers_are_not_combined():
 def test_region_known_answers_draw_moderate_to_severe_pd(region):
     """As the dynamic-only study: at UPDRS 3.2 = 1 the region cues are nearly nil (no lids lowered, no
     lips parted), so a single-region study draws PD scores >= 3; the natural phantom keeps 1-4."""
-    from hypomimia.phantom.cohort import plan_subjects
-    from hypomimia.phantom.synth import subject_profile
 
     def pd_scores(cfg):
         return {subject_profile(cfg, s).updrs_3_2 for s in plan_subjects(cfg) if s.label == "pd"}

@@ -45,7 +45,6 @@ from hypomimia.learning.training import (
     CHECKPOINT,
     AllHeads,
     IndexedClips,
-    Split,
     class_weights,
     config_fingerprint,
     data_fingerprint,
@@ -186,9 +185,7 @@ def run(
     if cfg.compile:
         net = torch.compile(net)
 
-    tracker = (
-        _Tracker(cfg, tubes_dir, split, digest, tracking_uri, progress.get("run_id")) if d.is_main else None
-    )
+    tracker = _Tracker(cfg, tubes_dir, digest, tracking_uri, progress.get("run_id")) if d.is_main else None
     if tracker is not None:
         progress["run_id"] = tracker.run_id
     steps_done = 0
@@ -387,9 +384,7 @@ def _headline(metrics: dict) -> dict:
 class _Tracker:
     """The MLflow run of one training (rank 0). Resumed runs continue the same MLflow run."""
 
-    def __init__(
-        self, cfg: TrainConfig, tubes_dir: Path, split: Split, digest: str, tracking_uri: str | None, run_id
-    ):
+    def __init__(self, cfg: TrainConfig, tubes_dir: Path, digest: str, tracking_uri: str | None, run_id):
         self.cfg, self.run_id, self.on = cfg, run_id, tracking_uri != "off"
         if not self.on:
             return
