@@ -1,13 +1,28 @@
-"""`make bench` facetubes module, quick mode: runs end to end and reports the issue's ratios."""
+"""`make bench` facetubes module, quick mode, through the bench's entry point: runs end to end,
+reports the issue's ratios, and prints none of mediapipe's native log lines."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from hypomimia.bench import facetubes as bench
+REPO = Path(__file__).resolve().parents[2]
+NOISE = ("W0000", "inference_feedback_manager", "GetPrototype", "absl::InitializeLog", "XNNPACK")
 
 
 @pytest.mark.slow
-def test_quick_bench_reports_ratios_for_both_inputs(tmp_path):
-    rows = bench.run(tmp_path, quick=True)
+def test_quick_bench_reports_ratios_for_both_inputs_and_is_quiet(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    env.pop("HYPOMIMIA_NATIVE_LOGS", None)
+    cmd = [sys.executable, "-m", "hypomimia.bench", "--quick", "--only", "facetubes", "--out", str(tmp_path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    noise = [line for line in (done.stdout + done.stderr).splitlines() if any(n in line for n in NOISE)]
+    assert not noise, f"{len(noise)} native log lines, e.g. {noise[:2]}"
+    rows = json.loads((tmp_path / "results.json").read_text())["rows"]
     got = {(r["name"], r["metric"]): r["value"] for r in rows}
     for name in ("facetubes/phantom", "facetubes/720p"):
         for metric in (

@@ -14,7 +14,7 @@ import platform
 import time
 from pathlib import Path
 
-from hypomimia.logs import setup_logging
+from hypomimia.logs import setup_logging, silence_native_logs, telemetry_off
 
 BENCHES: list[str] = ["facetubes", "ingest", "validate", "explain", "pipeline", "phantom", "train"]
 BENCHES += ["serving"]  # issue 15: endpoint latency, batching, load test
@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true", help="smaller inputs (for smoke tests)")
     ap.add_argument("--only", nargs="*", default=None, help="subset of: " + ", ".join(BENCHES))
     args = ap.parse_args(argv)
+    telemetry_off()
+    silence_native_logs()  # as the CLI does: without it the face-tube bench printed ~740 mediapipe lines
     setup_logging()
     args.out.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
