@@ -4,11 +4,13 @@
 #                 model must still separate PD from controls on held-out subjects (target AUROC >= 0.9);
 #   no_cue:       no cue carries the label at all -> it must stay near chance (it finds no leak);
 #   eyes_only / mouth_only: the disease shows in one facial region only (phantom.cue_region) -> the
-#                 explanations of the trained model must put the largest share per pixel (lift) there.
+#                 explanations of the trained model must put the largest share per pixel (lift) there;
+#   natural:      the shipped phantom (params.yaml unchanged, every cue): no target, the study's comparison
+#                 table on the natural data (add r3d18 with KNOWN_ANSWER_MODELS; it is the costly one on CPU).
 # Runs the demo's stages with the demo's params (plus the setting) into work/known_answer/<setting>/,
 # trains one model per test fold and pools the folds (hypomimia crossval -> crossval.json), then compares
 # the I3D with the baselines on the same folds (hypomimia evaluate -> evaluate/evaluation.md).
-# Usage: bash scripts/known_answer.sh [dynamic_only|no_cue|eyes_only|mouth_only] [FOLD ...]
+# Usage: bash scripts/known_answer.sh [dynamic_only|no_cue|eyes_only|mouth_only|natural] [FOLD ...]
 #        (default: every fold; the region settings: fold 0)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,8 +34,8 @@ elif setting in ("eyes_only", "mouth_only"):
     # A region cue is subtler than the whole-face one: 4 demo epochs left the first region models at
     # chance (held-out AUROC 0.38-0.88 with balanced accuracy 0.5), so the region settings train longer.
     p["train"]["epochs"] = max(p["train"]["epochs"], 8)
-else:
-    sys.exit(f"unknown setting {setting!r}: use dynamic_only, no_cue, eyes_only or mouth_only")
+elif setting != "natural":
+    sys.exit(f"unknown setting {setting!r}: use dynamic_only, no_cue, eyes_only, mouth_only or natural")
 p["train"]["experiment"] = f"hypomimia-known-answer-{setting}"
 p["train"]["registered_model"] = ""  # known-answer models never become champions
 yaml.safe_dump(p, open(out / "params.yaml", "w"), sort_keys=False)
