@@ -30,6 +30,8 @@ def test_quick_bench_reports_ratios_for_both_inputs_and_is_quiet(tmp_path):
             "naive_fps",
             "stage_w1_fps",
             "stage_w2_fps",
+            "stage_w2warm_fps",
+            "naive_vs_stage_warm",
             "mesh_calls",
             "floor_s",
             "stage_vs_floor",
