@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import hashlib
+import importlib
 import io
 import json
 import logging
@@ -18,6 +19,7 @@ import re
 import sys
 import threading
 import time
+import types
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -158,8 +160,47 @@ def quiet_python_stderr() -> Iterator[None]:
 
 
 def import_mediapipe():
-    """``import mediapipe`` without its protobuf-6 AttributeError print (native lines: see above)."""
+    """``import mediapipe`` without its protobuf-6 AttributeError print (native lines: see above),
+    and without importing matplotlib (:func:`_pyplot_on_first_use`)."""
     telemetry_off()
-    with quiet_python_stderr():
+    with quiet_python_stderr(), _pyplot_on_first_use():
         import mediapipe as mp
     return mp
+
+
+class _DeferredModule(types.ModuleType):
+    """Stands in for a module until one of its attributes is used, then imports the real one."""
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):  # what the import system asks of any module: a plain module's answer
+            raise AttributeError(name)
+        if sys.modules.get(self.__name__) is self:  # used while still standing in: import the real one
+            del sys.modules[self.__name__]
+        return getattr(importlib.import_module(self.__name__), name)
+
+
+@contextlib.contextmanager
+def _pyplot_on_first_use() -> Iterator[None]:
+    """While mediapipe is imported, ``matplotlib`` and ``matplotlib.pyplot`` are stand-ins.
+
+    Why: ``mediapipe.solutions`` imports ``matplotlib.pyplot`` for a plotting helper the project
+    never calls, and that import is 0.6 of the 1.0 s mediapipe takes to import (measured): every
+    face-tube helper process, CLI run and endpoint start paid it. The stand-ins leave
+    ``sys.modules`` afterwards, so any later ``import matplotlib.pyplot`` gets the real module,
+    and mediapipe's own ``plt`` imports it on first use. (``importlib.util.LazyLoader`` does not
+    help here: the import statement itself touches the module and loads it.)
+    """
+    added = [name for name in ("matplotlib", "matplotlib.pyplot") if name not in sys.modules]
+    if "matplotlib.pyplot" not in added:  # already imported: nothing to save
+        added = []
+    for name in added:
+        sys.modules[name] = _DeferredModule(name)
+        parent, _, child = name.rpartition(".")
+        if isinstance(sys.modules.get(parent), _DeferredModule):  # ``import a.b as c`` reads ``a.b``
+            setattr(sys.modules[parent], child, sys.modules[name])
+    try:
+        yield
+    finally:
+        for name in added:
+            if isinstance(sys.modules.get(name), _DeferredModule):
+                del sys.modules[name]

@@ -26,3 +26,25 @@ def test_a_failing_task_raises_its_own_error(helpers):
     with pytest.raises(ValueError, match="math domain error"):
         run_tasks(math.sqrt, [4.0, 9.0, -1.0, 16.0] * 5, helpers)
     assert run_tasks(math.sqrt, [4.0, 9.0], helpers) == [2.0, 3.0]  # the helpers still work
+
+
+def test_mediapipe_import_leaves_pyplot_for_later_and_it_still_works():
+    """import_mediapipe skips mediapipe's matplotlib.pyplot import (0.6 s of every helper start),
+    yet pyplot imported afterwards is the real module and mediapipe's own ``plt`` reaches it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from hypomimia.logs import import_mediapipe\n"
+        "mp = import_mediapipe()\n"
+        "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot was imported'\n"
+        "from mediapipe.python.solutions import drawing_utils as du\n"
+        "import matplotlib.pyplot as plt\n"
+        "assert type(sys.modules['matplotlib']).__name__ == 'module'\n"
+        "assert du.plt.figure is plt.figure and plt.figure.__module__ == 'matplotlib.pyplot'\n"
+        "assert mp.solutions.face_mesh.FaceMesh\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]

@@ -3,8 +3,9 @@
 Why processes and not threads: a video's time segments on two threads of one process overlapped
 by only ~5 % (docs/benchmarks.md, issue 17): each segment runs per-frame Python between its
 native calls (decode, FaceMesh, OpenCV), and the GIL serialises that. Why the caller works too:
-a spawned helper needs ~0.6-0.9 s to import MediaPipe and load its models, about a third of a 20 s
-720p video's work; the calling process starts on the first task at once while the helpers start,
+a spawned helper needs ~0.8-1.1 s to start (Python, MediaPipe and the tube code imported, the
+models loaded; 1.4-1.8 s before mediapipe's unused matplotlib import was deferred), about half of a
+20 s 720p video's work; the calling process starts on the first task at once while the helpers start,
 and the helpers take tasks as soon as they are ready. So nothing waits for a helper, and with
 ``workers = 1`` no process is started at all.
 
@@ -120,7 +121,7 @@ def run_tasks(
     def feed() -> None:
         pool = helpers.pool()
         # Hand out nothing before a helper is up: a task given to a starting helper would wait
-        # ~0.7 s, which the caller could spend doing it (a few short videos need no helper at all).
+        # ~1 s, which the caller could spend doing it (a few short videos need no helper at all).
         ready = [pool.submit(_ready) for _ in range(helpers.n)]
         while not stop.is_set() and not wait(ready, timeout=0.05, return_when=FIRST_COMPLETED)[0]:
             pass
@@ -191,11 +192,13 @@ def _ready() -> bool:
 
 
 def _warm() -> None:
-    """Helper start-up: telemetry off, one OpenCV thread (the process is one of the cores), and
-    MediaPipe's detection and mesh models loaded once, so the first task does not pay for them."""
+    """Helper start-up: telemetry off, one OpenCV thread (the process is one of the cores),
+    MediaPipe's detection and mesh models loaded once and the tube code imported, so that a helper
+    that says it is ready starts its first task at once."""
     import cv2
     import numpy as np
 
+    import hypomimia.faces.tube  # noqa: F401  (what every task runs: ~0.3 s of imports)
     from hypomimia.logs import import_mediapipe, telemetry_off
 
     telemetry_off()
