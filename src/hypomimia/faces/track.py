@@ -504,4 +504,7 @@ def resize_antialiased(img: np.ndarray, w: int, h: int) -> np.ndarray:
 
 
 def apply_affine(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    return pts[..., :2] @ m[:, :2].T + m[:, 2]
+    # written out, not ``pts[..., :2] @ m[:, :2].T``: matmul on the strided (478, 2) view of a
+    # (478, 3) array cost 0.28 ms a call, 0.14 s of a 500-frame tube (measured)
+    x, y = pts[..., 0:1], pts[..., 1:2]
+    return x * m[:, 0] + y * m[:, 1] + m[:, 2]
