@@ -21,6 +21,13 @@ from hypomimia.data.video import write_mp4
 from hypomimia.doctor import sample_face_rgb
 
 BACKGROUND = (40, 60, 80)
+# What mediapipe/TFLite print natively (and import mediapipe prints) when nothing silences them
+NATIVE_NOISE = ("W0000", "inference_feedback_manager", "GetPrototype", "absl::InitializeLog", "XNNPACK")
+
+
+def native_noise(output: str) -> list[str]:
+    """The lines of a command's output that are mediapipe's native log noise (should be none)."""
+    return [line for line in output.splitlines() if any(n in line for n in NATIVE_NOISE)]
 
 
 def place_face(

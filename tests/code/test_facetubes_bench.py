@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers_facetubes import native_noise
+
 REPO = Path(__file__).resolve().parents[2]
-NOISE = ("W0000", "inference_feedback_manager", "GetPrototype", "absl::InitializeLog", "XNNPACK")
 
 
 @pytest.mark.slow
@@ -20,7 +21,7 @@ def test_quick_bench_reports_ratios_for_both_inputs_and_is_quiet(tmp_path):
     cmd = [sys.executable, "-m", "hypomimia.bench", "--quick", "--only", "facetubes", "--out", str(tmp_path)]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
-    noise = [line for line in (done.stdout + done.stderr).splitlines() if any(n in line for n in NOISE)]
+    noise = native_noise(done.stdout + done.stderr)
     assert not noise, f"{len(noise)} native log lines, e.g. {noise[:2]}"
     rows = json.loads((tmp_path / "results.json").read_text())["rows"]
     got = {(r["name"], r["metric"]): r["value"] for r in rows}

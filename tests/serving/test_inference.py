@@ -17,10 +17,8 @@ import yaml
 
 from hypomimia.faces.tube import save_tube
 from hypomimia.inference import predictor as pr
-from tests.helpers_facetubes import make_ingested
+from tests.helpers_facetubes import make_ingested, native_noise
 from tests.helpers_serving import REPO, TUBES
-
-NOISE = ("W0000", "inference_feedback_manager", "GetPrototype", "absl::InitializeLog", "XNNPACK")
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +39,7 @@ def test_endpoint_tube_is_byte_identical_to_the_facetubes_stage_and_the_cli_is_q
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     output = proc.stdout + proc.stderr
-    assert not [line for line in output.splitlines() if any(n in line for n in NOISE)], output[-2000:]
+    assert not native_noise(output), output[-2000:]
 
     table = pd.read_parquet(tmp_path / "tubes" / "tubes.parquet")
     stage_file = tmp_path / "tubes" / table.loc[0, "tube"]

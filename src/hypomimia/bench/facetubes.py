@@ -60,7 +60,7 @@ def run(out: Path, quick: bool) -> list[dict]:
     for name, ingest_dir in (("phantom", _phantom_set(out, quick)), ("720p", _long_clip_set(out, quick))):
         rows += _bench_set(name, ingest_dir, out / name, cfg, reps=1 if quick else 3)
     if not quick:
-        rows += _study_rows(_phantom_set(out, quick, subjects=32), out / "phantom_study", cfg)
+        rows += _study_rows(_phantom_set(out, False, subjects=32), out / "phantom_study", cfg)
     if not quick and REALFACES.is_dir():
         rows += landmark_error(params.facetubes)
     return rows
@@ -148,10 +148,8 @@ def _bench_set(name: str, ingest_dir: Path, work: Path, cfg: FacetubesConfig, re
     cache): on a shared machine the least-disturbed run is the closest to the code's own speed."""
     from hypomimia.stages import facetubes
 
-    ingested = pd.read_parquet(ingest_dir / "ingested.parquet")
-    paths = ingested.loc[ingested["status"] == "accepted", "abs_path"].tolist()
-    listed, n_ok = len(ingested), len(paths)
-
+    listed, paths = _accepted_paths(ingest_dir)
+    n_ok = len(paths)
     load_before = os.getloadavg()[0]
     best: dict[str, float] = {}
     results: dict[str, Any] = {}
@@ -218,15 +216,7 @@ def _bench_set(name: str, ingest_dir: Path, work: Path, cfg: FacetubesConfig, re
     ]  # fmt: skip
     if one:
         rows += _segment_rows(paths[0], cfg, row, reps)
-    rows.append(
-        row(
-            "load_average",
-            (load_before + os.getloadavg()[0]) / 2,
-            "runnable",
-            "1-min load, mean of start and end",
-        )
-    )
-    return rows
+    return [*rows, _load_row(row, load_before)]
 
 
 def _study_rows(ingest_dir: Path, work: Path, cfg: FacetubesConfig) -> list[dict]:
@@ -235,8 +225,7 @@ def _study_rows(ingest_dir: Path, work: Path, cfg: FacetubesConfig) -> list[dict
     (~1-1.5 s) does not, so on the 16-video set it weighs ~4x more than on this one."""
     from hypomimia.stages import facetubes
 
-    ingested = pd.read_parquet(ingest_dir / "ingested.parquet")
-    paths = ingested.loc[ingested["status"] == "accepted", "abs_path"].tolist()
+    paths = _accepted_paths(ingest_dir)[1]
     load_before = os.getloadavg()[0]
     t_naive = _timed(lambda: _naive(paths, cfg))[0]
     shutil.rmtree(work, ignore_errors=True)
@@ -249,8 +238,24 @@ def _study_rows(ingest_dir: Path, work: Path, cfg: FacetubesConfig) -> list[dict
         row("naive_fps", frames / t_naive, "frames/s", "(b) static-image FaceMesh per frame, 1 process, 1 round"),
         row("stage_w2_fps", frames / t_stage, "frames/s", "(c) facetubes.run, 2 workers, helper started afresh, 1 round"),
         row("naive_vs_stage", t_naive / t_stage, "x faster", "target >= 3 on a study-size run (helper start amortised)"),
-        row("load_average", (load_before + os.getloadavg()[0]) / 2, "runnable", "1-min load, mean of start and end"),
+        _load_row(row, load_before),
     ]  # fmt: skip
+
+
+def _accepted_paths(ingest_dir: Path) -> tuple[int, list[str]]:
+    """(videos listed, paths of the accepted ones) of an ingest output."""
+    ingested = pd.read_parquet(ingest_dir / "ingested.parquet")
+    return len(ingested), ingested.loc[ingested["status"] == "accepted", "abs_path"].tolist()
+
+
+def _load_row(row, load_before: float) -> dict:
+    """The machine's load during a measurement: other jobs' share of the cores it ran on."""
+    return row(
+        "load_average",
+        (load_before + os.getloadavg()[0]) / 2,
+        "runnable",
+        "1-min load, mean of start and end",
+    )
 
 
 def _segment_rows(path: str, cfg: FacetubesConfig, row, reps: int) -> list[dict]:
