@@ -61,6 +61,7 @@ def run(out: Path, quick: bool) -> list[dict]:
         rows += _bench_set(name, ingest_dir, out / name, cfg, reps=1 if quick else 3)
     if not quick:
         rows += _study_rows(_phantom_set(out, False, subjects=32), out / "phantom_study", cfg)
+        rows.append(_helper_start_row())
     if not quick and REALFACES.is_dir():
         rows += landmark_error(params.facetubes)
     return rows
@@ -240,6 +241,20 @@ def _study_rows(ingest_dir: Path, work: Path, cfg: FacetubesConfig) -> list[dict
         row("naive_vs_stage", t_naive / t_stage, "x faster", "target >= 3 on a study-size run (helper start amortised)"),
         _load_row(row, load_before),
     ]  # fmt: skip
+
+
+def _helper_start_row(reps: int = 3) -> dict:
+    """Seconds from asking for a helper process to its first answer (imports and models loaded):
+    what a CLI run waits before its second core joins, best of ``reps``."""
+    from hypomimia.faces.parallel import Helpers, _ready
+
+    best = math.inf
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        with Helpers(1) as helpers:
+            helpers.pool().submit(_ready).result()
+            best = min(best, time.perf_counter() - t0)
+    return bench_row("facetubes/helper", "start_s", best, "s", f"a helper process up and warm, best of {reps}")
 
 
 def _accepted_paths(ingest_dir: Path) -> tuple[int, list[str]]:
