@@ -254,7 +254,9 @@ def _helper_start_row(reps: int = 3) -> dict:
         with Helpers(1) as helpers:
             helpers.pool().submit(_ready).result()
             best = min(best, time.perf_counter() - t0)
-    return bench_row("facetubes/helper", "start_s", best, "s", f"a helper process up and warm, best of {reps}")
+    return bench_row(
+        "facetubes/helper", "start_s", best, "s", f"a helper process up and warm, best of {reps}"
+    )
 
 
 def _accepted_paths(ingest_dir: Path) -> tuple[int, list[str]]:
