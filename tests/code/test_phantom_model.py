@@ -188,3 +188,16 @@ def test_region_known_answers_draw_moderate_to_severe_pd(region):
 
     assert pd_scores(PhantomConfig(subjects=40, cue_region=region)) <= {3, 4}
     assert min(pd_scores(PhantomConfig(subjects=40))) < 3
+
+
+def test_truth_sidecar_bytes_do_not_move_with_a_last_place_difference(tmp_path):
+    """CPUs' math kernels differ by an ULP (AVX-512 against AVX2); the sidecar, which data.dvc hashes,
+    must print the same on both."""
+    from hypomimia.phantom.synth import _write_json
+
+    value = 0.02035618876442225
+    nudged = float(np.nextafter(value, 1.0))
+    _write_json(tmp_path / "a.json", {"hold": value, "events": [{"start": 1.216254712255619, "t": -1e-9}]})
+    _write_json(tmp_path / "b.json", {"hold": nudged, "events": [{"start": 1.2162547122556192, "t": 1e-9}]})
+    assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
+    assert (tmp_path / "a.json").read_text() == '{"events":[{"start":1.216255,"t":0.0}],"hold":0.020356}\n'

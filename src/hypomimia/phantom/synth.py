@@ -130,5 +130,24 @@ def make_video(cfg: PhantomConfig, plan: VideoPlan, out_dir: Path) -> dict:
 def _write_json(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=None, sort_keys=True, separators=(",", ":")) + "\n")
+    tmp.write_text(json.dumps(_rounded(data), indent=None, sort_keys=True, separators=(",", ":")) + "\n")
     tmp.replace(path)
+
+
+TRUTH_DECIMALS = 6  # a microsecond, a millionth of an intensity: far below anything the truth is used for
+
+
+def _rounded(x):
+    """``x`` with every float rounded to ``TRUTH_DECIMALS`` places, so that the sidecar's bytes do not
+    depend on the CPU: numpy's math kernels differ by a unit in the last place between CPUs (AVX-512
+    against AVX2), which changes how an unrounded float prints. Measured: a fresh-clone render on a CPU
+    without AVX-512 gave the same 192 videos (every sha256 matched) but truth files 7 bytes shorter in
+    all, so ``data.dvc`` no longer held. Rounding leaves a flip only where a value lies within an ULP of
+    a rounding boundary (odds ~1e-10 a value)."""
+    if isinstance(x, float):
+        return round(x, TRUTH_DECIMALS) + 0.0  # + 0.0: -0.0 prints as 0.0
+    if isinstance(x, dict):
+        return {k: _rounded(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_rounded(v) for v in x]
+    return x
