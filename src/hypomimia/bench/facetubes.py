@@ -223,7 +223,7 @@ def _bench_set(name: str, ingest_dir: Path, work: Path, cfg: FacetubesConfig, re
 def _study_rows(ingest_dir: Path, work: Path, cfg: FacetubesConfig) -> list[dict]:
     """Naive and the 2-worker stage (helper started afresh, as a CLI run) once each on a study-size
     phantom set (64 videos): naive costs the same per frame at any size, the stage's helper start
-    (~1-1.5 s) does not, so on the 16-video set it weighs ~4x more than on this one."""
+    (~0.65-1 s) does not, so on the 16-video set it weighs ~4x more than on this one."""
     from hypomimia.stages import facetubes
 
     paths = _accepted_paths(ingest_dir)[1]

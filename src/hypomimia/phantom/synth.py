@@ -139,11 +139,11 @@ TRUTH_DECIMALS = 6  # a microsecond, a millionth of an intensity: far below anyt
 
 def _rounded(x):
     """``x`` with every float rounded to ``TRUTH_DECIMALS`` places, so that the sidecar's bytes do not
-    depend on the CPU: numpy's math kernels differ by a unit in the last place between CPUs (AVX-512
-    against AVX2), which changes how an unrounded float prints. Measured: a fresh-clone render on a CPU
-    without AVX-512 gave the same 192 videos (every sha256 matched) but truth files 7 bytes shorter in
-    all, so ``data.dvc`` no longer held. Rounding leaves a flip only where a value lies within an ULP of
-    a rounding boundary (odds ~1e-10 a value)."""
+    depend on the CPU. Measured: a fresh-clone render on a CPU without AVX-512 gave the same 192 videos
+    (every sha256 matched) but truth files 7 bytes shorter in all, so ``data.dvc`` no longer held. The
+    likely cause (not confirmed: no AVX-512 machine here): math kernels that differ by a unit in the
+    last place between CPUs, which changes how an unrounded float prints. Rounding leaves a flip only
+    where a value lies within an ULP of a rounding boundary (odds ~1e-10 a value)."""
     if isinstance(x, float):
         return round(x, TRUTH_DECIMALS) + 0.0  # + 0.0: -0.0 prints as 0.0
     if isinstance(x, dict):
