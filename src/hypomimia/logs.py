@@ -190,9 +190,10 @@ def _pyplot_on_first_use() -> Iterator[None]:
     and mediapipe's own ``plt`` imports it on first use. (``importlib.util.LazyLoader`` does not
     help here: the import statement itself touches the module and loads it.)
     """
+    if "mediapipe" in sys.modules or "matplotlib.pyplot" in sys.modules:
+        yield  # nothing to save (every FaceTracker calls import_mediapipe: no stand-ins each time)
+        return
     added = [name for name in ("matplotlib", "matplotlib.pyplot") if name not in sys.modules]
-    if "matplotlib.pyplot" not in added:  # already imported: nothing to save
-        added = []
     for name in added:
         sys.modules[name] = _DeferredModule(name)
         parent, _, child = name.rpartition(".")

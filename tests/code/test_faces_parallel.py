@@ -1,6 +1,8 @@
 """faces.parallel: the calling process and helper processes share a task list."""
 
 import math
+import subprocess
+import sys
 
 import pytest
 
@@ -31,9 +33,6 @@ def test_a_failing_task_raises_its_own_error(helpers):
 def test_mediapipe_import_leaves_pyplot_for_later_and_it_still_works():
     """import_mediapipe skips mediapipe's matplotlib.pyplot import (0.6 s of every helper start),
     yet pyplot imported afterwards is the real module and mediapipe's own ``plt`` reaches it."""
-    import subprocess
-    import sys
-
     code = (
         "import sys\n"
         "from hypomimia.logs import import_mediapipe\n"

@@ -9,7 +9,7 @@ from hypomimia.config.phantom import CueConfig, PhantomConfig
 from hypomimia.phantom.cohort import plan_subjects, plan_videos, rng_for
 from hypomimia.phantom.disease import LID_DROOP, SEVERITY_EFFECTS, draw_scores, make_profile
 from hypomimia.phantom.identities import BASES, draw_identity
-from hypomimia.phantom.synth import subject_identity, subject_profile
+from hypomimia.phantom.synth import _write_json, subject_identity, subject_profile
 from hypomimia.phantom.timeline import BLINK_MIN_GAP_S, build_timeline, pattern_events
 
 
@@ -193,8 +193,6 @@ def test_region_known_answers_draw_moderate_to_severe_pd(region):
 def test_truth_sidecar_bytes_do_not_move_with_a_last_place_difference(tmp_path):
     """CPUs' math kernels differ by an ULP (AVX-512 against AVX2); the sidecar, which data.dvc hashes,
     must print the same on both."""
-    from hypomimia.phantom.synth import _write_json
-
     value = 0.02035618876442225
     nudged = float(np.nextafter(value, 1.0))
     _write_json(tmp_path / "a.json", {"hold": value, "events": [{"start": 1.216254712255619, "t": -1e-9}]})
