@@ -1,6 +1,7 @@
 """The scheduled monitor pipeline: checked-in package up to date and deterministic, its graph
 (window -> monitor -> retrain only on 'retrain'), and `pipeline schedule --pipeline monitor` (weekly)."""
 
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from typer.testing import CliRunner
 
 from hypomimia.cli import _app
 from hypomimia.config import load_params
+from hypomimia.errors import UserError
 from hypomimia.pipeline_runner import MONITOR_PACKAGE_PATH, apply_overrides, compile_named
 from tests.helpers_pipeline import API, FakeKFP, body_of
 
@@ -114,6 +116,27 @@ def test_the_training_dag_still_needs_a_cron_and_unknown_pipelines_are_refused(
         res = CliRunner().invoke(_app, ["pipeline", "schedule", "--pipeline", "nightly", "--host", fake.url])
         assert res.exit_code != 0 and "main, monitor" in str(res.exception.fix)
         assert fake.requests == []
+
+
+def test_monitor_submit_names_the_run_after_the_drivers_and_needs_a_package(tmp_path, monkeypatch, repo_root):
+    """`hypomimia monitor submit`: the command (not the monitoring wing) starts the training run."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    trigger = tmp_path / "retrain_trigger.json"
+    trigger.write_text(json.dumps({"kind": "hypomimia-retrain-trigger/1", "drivers": ["blur", "brightness"],
+                                   "data_uri": "s3://b/w"}))  # fmt: skip
+    with FakeKFP() as fake:
+        missing = tmp_path / "nowhere.yaml"
+        res = CliRunner().invoke(
+            _app, ["monitor", "submit", str(trigger), "--host", fake.url, "--package", str(missing)]
+        )
+        assert isinstance(res.exception, UserError) and f"{missing} does not exist" in res.exception.problem
+        assert "hypomimia pipeline compile" in res.exception.fix and fake.requests == []
+        package = str(repo_root / "pipeline" / "hypomimia_pipeline.yaml")
+        res = CliRunner().invoke(
+            _app, ["monitor", "submit", str(trigger), "--host", fake.url, "--package", package]
+        )
+        assert res.exit_code == 0, res.output + repr(res.exception)
+        assert body_of(fake, "POST", f"{API}/runs")["display_name"] == "retrain-blur-brightness"
 
 
 def test_the_pipeline_runs_locally_and_a_drifted_week_starts_training(

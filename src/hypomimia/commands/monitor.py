@@ -151,17 +151,25 @@ def _submit(r, host: str, package: Path | None, params: Path) -> None:
 def submit_trigger(
     trigger: dict, host: str, package: Path | None, params: Path, experiment: str = "hypomimia"
 ) -> str:
-    """Start the training pipeline with pipeline.data_uri = the trigger's data (compiled unless --package)."""
+    """Start the training pipeline with pipeline.data_uri = the trigger's data (compiled unless --package)
+    on the KFP API at ``host``, the run named after the trigger's drivers. Returns the run id."""
     import tempfile
 
     from hypomimia import pipeline_runner as runner
-    from hypomimia.monitoring.trigger import submit
+    from hypomimia.errors import UserError
+    from hypomimia.monitoring.trigger import run_name
 
     if package is None:
         overrides = [f"pipeline.data_uri={trigger['data_uri']}"] if trigger.get("data_uri") else []
         cfg = runner.apply_overrides(load_params(params), overrides)
         package = runner.compile_pipeline(cfg, Path(tempfile.mkdtemp()) / "pipeline.yaml")
-    return submit(trigger, host, package, experiment)
+    if not Path(package).is_file():
+        raise UserError(
+            f"the training pipeline package {package} does not exist",
+            "compile it (hypomimia pipeline compile) or set monitor.training_package",
+        )
+    options = runner.ClusterOptions(host=host, experiment=experiment)
+    return runner.submit(Path(package), options, run_name(trigger))
 
 
 @monitor_app.command("patients")

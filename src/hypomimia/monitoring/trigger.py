@@ -3,6 +3,8 @@
 ``hypomimia monitor --submit`` (or a scheduler watching for the file) turns it into a run of the
 training pipeline with ``pipeline.data_uri`` set to the trigger's ``data_uri``. An ``ok`` or
 ``warn`` window writes no trigger, and removes a stale one, so a trigger on disk is always current.
+This wing decides and writes; submitting the run is the command's (``commands/monitor.py``, through
+``pipeline_runner``), so nothing here reaches up to the orchestrator.
 """
 
 from __future__ import annotations
@@ -51,15 +53,6 @@ def read_trigger(path: Path) -> dict[str, Any]:
     return trigger
 
 
-def submit(trigger: dict[str, Any], host: str, package: Path, experiment: str = "hypomimia") -> str:
-    """Start one run of the compiled training pipeline ``package`` on the KFP API at ``host``; the run
-    is named after the trigger's drivers. Returns the run id."""
-    from hypomimia import pipeline_runner as runner
-
-    if not Path(package).is_file():
-        raise UserError(
-            f"the training pipeline package {package} does not exist",
-            "compile it (hypomimia pipeline compile) or set monitor.training_package",
-        )
-    name = f"retrain-{'-'.join(trigger['drivers'][:3]) or 'drift'}"[:60]
-    return runner.submit(Path(package), runner.ClusterOptions(host=host, experiment=experiment), name)
+def run_name(trigger: dict[str, Any]) -> str:
+    """The name of the training run a trigger starts: its first drivers (a KFP run name, <= 60 chars)."""
+    return f"retrain-{'-'.join(trigger['drivers'][:3]) or 'drift'}"[:60]
