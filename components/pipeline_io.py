@@ -14,6 +14,10 @@ import math
 from pathlib import Path
 from typing import Any
 
+# the gate's message lives in the library (pipeline_runner needs it too); the gate-failed
+# component's compiled source imports it from here
+from hypomimia.validation.gate import gate_summary as gate_summary
+
 
 def read_json(path: Path) -> dict[str, Any]:
     """A stage's JSON report, or {} when the stage wrote none (a report is a courtesy, not the contract)."""
@@ -72,11 +76,3 @@ def publish_stage_report(
     publish_metrics(metrics, values)
     if markdown is not None:
         publish_markdown(markdown, title, values or {"report": f"no {report_name} written"})
-
-
-def gate_summary(validation_dir: Path) -> str:
-    """The failed error-level expectations named in a validation summary (for the gate's error message)."""
-    failed = [str(name) for name in read_json(Path(validation_dir) / "summary.json").get("failed_errors", [])]
-    if not failed:
-        return "see summary.json"
-    return ", ".join(failed[:10]) + (f" (+{len(failed) - 10} more)" if len(failed) > 10 else "")

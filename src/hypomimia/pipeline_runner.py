@@ -272,7 +272,7 @@ def _raise_task_failure(message: str, root: Path, log_file: Path | None) -> None
     message = _ANSI.sub("", message)
     where = f" (task logs: {log_file})" if log_file else ""
     if "gate-failed" in message:
-        from components.pipeline_io import gate_summary
+        from hypomimia.validation.gate import gate_summary
 
         validation = _latest(root, "validate", "validation")
         failed = gate_summary(validation) if validation else "see the validate task's report"
