@@ -1,5 +1,6 @@
 """faces.parallel: the calling process and helper processes share a task list."""
 
+import faulthandler
 import math
 import subprocess
 import sys
@@ -11,8 +12,8 @@ from hypomimia.faces.parallel import Helpers, _ready, run_tasks
 
 @pytest.fixture(scope="module")
 def helpers():
-    with Helpers(1) as h:
-        assert h.pool().submit(_ready).result(timeout=120)  # up and warm: tasks go to it at once
+    with Helpers(1) as h:  # no warm-up: the pool knows nothing of what its tasks need
+        assert h.pool().submit(_ready).result(timeout=120)  # up: tasks go to it at once
         yield h
 
 
@@ -28,6 +29,13 @@ def test_a_failing_task_raises_its_own_error(helpers):
     with pytest.raises(ValueError, match="math domain error"):
         run_tasks(math.sqrt, [4.0, 9.0, -1.0, 16.0] * 5, helpers)
     assert run_tasks(math.sqrt, [4.0, 9.0], helpers) == [2.0, 3.0]  # the helpers still work
+
+
+def test_each_helper_runs_the_warm_function_it_is_given_once_at_start():
+    """The caller passes the warm-up in (faces.tube passes its MediaPipe warm-up), so the pool
+    never imports the code its tasks run."""
+    with Helpers(1, warm=faulthandler.enable) as h:
+        assert h.pool().submit(faulthandler.is_enabled).result(timeout=120)
 
 
 def test_mediapipe_import_leaves_pyplot_for_later_and_it_still_works():

@@ -157,8 +157,10 @@ def test_tubes_are_identical_across_runs(study, tmp_path):
 def test_two_workers_give_the_same_table_and_tube_bytes(study, tmp_path):
     """This process and a helper process share the videos; who tracked what must not show."""
     from hypomimia.faces.parallel import _ready, shared_helpers
+    from hypomimia.faces.tube import warm_helper
 
-    assert shared_helpers(1).pool().submit(_ready).result(timeout=120)  # warm: it takes videos at once
+    # the stage's own helper, warm: it takes videos at once
+    assert shared_helpers(1, warm_helper).pool().submit(_ready).result(timeout=120)
     two = facetubes.run(CFG.model_copy(update={"workers": 2}), study["ingest"], tmp_path / "out")
     assert two.report["processed"] == 7
     pd.testing.assert_frame_equal(two.tubes, study["result"].tubes)

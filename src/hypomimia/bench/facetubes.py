@@ -247,11 +247,12 @@ def _helper_start_row(reps: int = 3) -> dict:
     """Seconds from asking for a helper process to its first answer (imports and models loaded):
     what a CLI run waits before its second core joins, best of ``reps``."""
     from hypomimia.faces.parallel import Helpers, _ready
+    from hypomimia.faces.tube import warm_helper
 
     best = math.inf
     for _ in range(reps):
         t0 = time.perf_counter()
-        with Helpers(1) as helpers:
+        with Helpers(1, warm_helper) as helpers:
             helpers.pool().submit(_ready).result()
             best = min(best, time.perf_counter() - t0)
     return bench_row(

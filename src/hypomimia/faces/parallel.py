@@ -10,7 +10,8 @@ and the helpers take tasks as soon as they are ready. So nothing waits for a hel
 ``workers = 1`` no process is started at all.
 
 * :class:`Helpers` - ``n`` spawned processes (no fork: MediaPipe/TFLite threads do not survive it),
-  each warmed once (MediaPipe imported, the detection and mesh models loaded).
+  each warmed once by the caller's ``warm`` function (for tubes, :func:`faces.tube.warm_helper`:
+  MediaPipe imported, the detection and mesh models loaded).
 * :func:`run_tasks` - run ``fn`` on every task, greedily: once a helper is up, each is kept one
   task busy by a feeder thread; the caller takes the next task whenever it is free; results come
   back in order. A helper that dies has its task redone by the caller.
@@ -18,6 +19,8 @@ and the helpers take tasks as soon as they are ready. So nothing waits for a hel
   second run or request finds its helpers warm; they are closed at exit.
 
 What a task computes never depends on who runs it, so the results do not depend on ``workers``.
+This module knows nothing of tubes: the work (``fn``) and the warm-up (``warm``) are passed in, and
+both must be importable module-level functions (a spawned helper unpickles them by name).
 """
 
 from __future__ import annotations
@@ -38,19 +41,23 @@ R = TypeVar("R")
 
 
 class Helpers:
-    """``n`` warmed helper processes (started on first use, in the background)."""
+    """``n`` helper processes (started on first use, in the background), each running ``warm()``
+    once as it starts (None: nothing beyond Python's start-up)."""
 
-    def __init__(self, n: int):
+    def __init__(self, n: int, warm: Callable[[], object] | None = None):
         if n < 1:
             raise ValueError(f"Helpers needs at least one process, got {n}")
         self.n = n
+        self.warm = warm
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
 
     def pool(self) -> ProcessPoolExecutor:
         with self._lock:
             if self._pool is None:
-                self._pool = ProcessPoolExecutor(self.n, mp_context=get_context("spawn"), initializer=_warm)
+                self._pool = ProcessPoolExecutor(
+                    self.n, mp_context=get_context("spawn"), initializer=self.warm
+                )
             return self._pool
 
     def close(self) -> None:
@@ -70,16 +77,17 @@ _SHARED: dict[str, Helpers] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def shared_helpers(n: int) -> Helpers | None:
-    """This process's long-lived helpers (``n`` of them; None for ``n < 1``), closed at exit."""
+def shared_helpers(n: int, warm: Callable[[], object] | None) -> Helpers | None:
+    """This process's long-lived helpers (``n`` of them, warmed by ``warm``; None for ``n < 1``),
+    closed at exit. Asking with another ``n`` or ``warm`` replaces them."""
     if n < 1:
         return None
     with _SHARED_LOCK:
         h = _SHARED.get("helpers")
-        if h is None or h.n != n:
+        if h is None or h.n != n or h.warm is not warm:
             if h is not None:
                 h.close()
-            h = _SHARED["helpers"] = Helpers(n)
+            h = _SHARED["helpers"] = Helpers(n, warm)
         return h
 
 
@@ -189,23 +197,3 @@ def run_tasks(
 
 def _ready() -> bool:
     return True
-
-
-def _warm() -> None:
-    """Helper start-up: telemetry off, one OpenCV thread (the process is one of the cores),
-    MediaPipe's detection and mesh models loaded once and the tube code imported, so that a helper
-    that says it is ready starts its first task at once."""
-    import cv2
-    import numpy as np
-
-    import hypomimia.faces.tube  # noqa: F401  (what every task runs: ~0.3 s of imports)
-    from hypomimia.logs import import_mediapipe, telemetry_off
-
-    telemetry_off()
-    cv2.setNumThreads(1)
-    mp = import_mediapipe()
-    blank = np.zeros((64, 64, 3), np.uint8)
-    with mp.solutions.face_detection.FaceDetection(model_selection=1) as det:
-        det.process(blank)
-    with mp.solutions.face_mesh.FaceMesh(static_image_mode=False, refine_landmarks=True) as mesh:
-        mesh.process(blank)

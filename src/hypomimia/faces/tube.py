@@ -107,10 +107,29 @@ def extract_tube(
     workers = cfg.workers if workers is None else workers
     tasks = segment_tasks(path, cfg)
     if workers > 1 and len(tasks) > 1:
-        helpers = helpers or shared_helpers(min(workers, len(tasks)) - 1)
+        helpers = helpers or shared_helpers(min(workers, len(tasks)) - 1, warm_helper)
     else:
         helpers = None
     return join_segments(run_tasks(track_segment, tasks, helpers), cfg)
+
+
+def warm_helper() -> None:
+    """A tube helper process's start-up (the ``warm`` of :class:`faces.parallel.Helpers`): telemetry
+    off, one OpenCV thread (the process is one of the cores), MediaPipe's detection and mesh models
+    loaded once, and this module imported (unpickling this function by name does that: ~0.3 s), so
+    that a helper that says it is ready starts its first task at once."""
+    import cv2
+
+    from hypomimia.logs import import_mediapipe, telemetry_off
+
+    telemetry_off()
+    cv2.setNumThreads(1)
+    mp = import_mediapipe()
+    blank = np.zeros((64, 64, 3), np.uint8)
+    with mp.solutions.face_detection.FaceDetection(model_selection=1) as det:
+        det.process(blank)
+    with mp.solutions.face_mesh.FaceMesh(static_image_mode=False, refine_landmarks=True) as mesh:
+        mesh.process(blank)
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from hypomimia.faces.tube import (
     segment_tasks,
     track_segment_or_failure,
     tube_params,
+    warm_helper,
 )
 from hypomimia.lineage.provenance import stamp
 
@@ -265,7 +266,7 @@ def _process_all(jobs: list[dict[str, Any]], cfg: FacetubesConfig, workers: int)
 
     # this process's long-lived helpers: a second run in the same process (tests, the bench, a
     # notebook) finds them warm; a CLI run closes them at exit
-    helpers = shared_helpers(workers - 1) if len(tasks) > 1 else None
+    helpers = shared_helpers(workers - 1, warm_helper) if len(tasks) > 1 else None
     try:
         run_tasks(track_segment_or_failure, [t for _, _, t in tasks], helpers, arrived)
     finally:
