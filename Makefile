@@ -47,8 +47,8 @@ format: setup  ## apply ruff formatting and safe fixes
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: setup  ## benchmarks -> bench/results.json + bench/results.md
-	$(BIN)/python -m hypomimia.bench --out bench
+bench: setup  ## benchmarks (benchmarks/) -> bench/results.json + bench/results.md
+	$(BIN)/python -m benchmarks --out bench
 
 pipeline: setup  ## compile the KFP package pipeline/hypomimia_pipeline.yaml (commit it)
 	$(BIN)/hypomimia pipeline compile
@@ -64,7 +64,7 @@ serve: setup  ## serve the demo's model on http://127.0.0.1:3000 (page at /; key
 	$(BIN)/hypomimia serve --params params.yaml --host 127.0.0.1 --port 3000
 
 loadtest: setup  ## 8 locust users on /predict against a local server -> bench/serving/loadtest.json
-	$(BIN)/python -m hypomimia.bench.serving --loadtest --out bench/serving --users 8 --seconds 30
+	$(BIN)/python -m benchmarks.serving --loadtest --out bench/serving --users 8 --seconds 30
 
 # The full evaluation after `make demo`: every model, every fold, both temporal-ablation designs
 # (44 CPU trainings, ~2 h on 2 cores; docs/evaluation.md). The cluster runs it from params/gpu.yaml.

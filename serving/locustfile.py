@@ -1,4 +1,4 @@
-"""Load test of the endpoint (run by `make loadtest` / `python -m hypomimia.bench --only serving`).
+"""Load test of the endpoint (run by `make loadtest` / `python -m benchmarks --only serving`).
 
 Locust runs as its own process (gevent cannot share a process with torch):
 

@@ -18,8 +18,8 @@ REPO = Path(__file__).resolve().parents[2]
 def test_quick_bench_reports_ratios_for_both_inputs_and_is_quiet(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     env.pop("HYPOMIMIA_NATIVE_LOGS", None)
-    cmd = [sys.executable, "-m", "hypomimia.bench", "--quick", "--only", "facetubes", "--out", str(tmp_path)]
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, check=False)
+    cmd = [sys.executable, "-m", "benchmarks", "--quick", "--only", "facetubes", "--out", str(tmp_path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     noise = native_noise(done.stdout + done.stderr)
     assert not noise, f"{len(noise)} native log lines, e.g. {noise[:2]}"

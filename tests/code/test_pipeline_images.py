@@ -25,3 +25,10 @@ def test_dockerignore_admits_only_what_the_images_need(repo_root):
     lines = (repo_root / ".dockerignore").read_text().splitlines()
     assert "*" in lines  # deny by default: no .venv, work/, data/ or .git in the build context
     assert {"!requirements/requirements.lock.txt", "!pyproject.toml", "!src/"} <= set(lines)
+    # the benchmarks run from the checkout (make bench): never in an image
+    assert not [line for line in lines if line.startswith("!") and "bench" in line]
+    for dockerfile in ("Dockerfile", "Dockerfile.cuda"):
+        copies = [
+            line for line in (repo_root / dockerfile).read_text().splitlines() if line.startswith("COPY")
+        ]
+        assert not [line for line in copies if "bench" in line], dockerfile

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hypomimia.bench import row
+from benchmarks import row
 from hypomimia.config.phantom import PhantomConfig
 from hypomimia.data.video import write_mp4
 from hypomimia.phantom.cohort import plan_videos

@@ -42,14 +42,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hypomimia.bench import row as bench_row
+from benchmarks import row as bench_row
 from hypomimia.config import load_params
 from hypomimia.config.facetubes import FacetubesConfig
 from hypomimia.config.ingest import IngestConfig
 from hypomimia.data.video import iter_frames, write_mp4
 from hypomimia.faces.parallel import close_shared_helpers
 
-REALFACES = Path(__file__).resolve().parents[3].parent / "shared" / "realfaces"
+REALFACES = Path(__file__).resolve().parents[1].parent / "shared" / "realfaces"
 
 
 def run(out: Path, quick: bool) -> list[dict]:

@@ -20,12 +20,12 @@ from pathlib import Path
 import av
 import numpy as np
 
-from hypomimia.bench import row
+from benchmarks import row
 from hypomimia.config.ingest import IngestConfig
 from hypomimia.data.video import write_mp4
 from hypomimia.stages import ingest
 
-REALFACES = Path(__file__).resolve().parents[3].parent / "shared" / "realfaces"
+REALFACES = Path(__file__).resolve().parents[1].parent / "shared" / "realfaces"
 
 
 def run(out: Path, quick: bool) -> list[dict]:

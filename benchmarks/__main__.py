@@ -1,4 +1,4 @@
-"""`python -m hypomimia.bench --out bench [--quick]`: run every benchmark, write results.json and results.md.
+"""`python -m benchmarks --out bench [--quick]`: run every benchmark, write results.json and results.md.
 
 Each module in BENCHES exposes ``run(out: Path, quick: bool) -> list[dict]`` with rows
 ``{name, metric, value, unit, note}``. Targets are ratios measured within one run, because
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     rows: list[dict] = []
     for name in args.only or BENCHES:
         t0 = time.perf_counter()
-        rows += importlib.import_module(f"hypomimia.bench.{name}").run(args.out / name, args.quick)
+        rows += importlib.import_module(f"benchmarks.{name}").run(args.out / name, args.quick)
         print(f"bench {name}: {time.perf_counter() - t0:.1f} s")
     meta = {"machine": platform.machine(), "python": platform.python_version(), "quick": args.quick}
     (args.out / "results.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))

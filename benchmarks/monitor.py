@@ -23,7 +23,7 @@ Patient courses: for each stable patient, its clips are dealt at random into fou
 ``monitoring.course.courses`` on the stable patients together with the rising ones (the retest
 spread pools every patient, as ``hypomimia monitor patients`` does on a clinic's batch).
 
-``python -m hypomimia.bench.monitor --population-sizes 120 150 200 --windows 100`` runs only the
+``python -m benchmarks.monitor --population-sizes 120 150 200 --windows 100`` runs only the
 population shift and its same-distribution windows at those sizes, with a reference of 2n: the severe
 shift needs far larger windows than the camera shifts. ``reference``, ``same`` and ``severe`` are grown
 to 2 x the largest n by cached chunks of fresh subjects (``grow_pools``).
@@ -327,7 +327,7 @@ def run(out: Path, quick: bool) -> list[dict]:
 
 def run_population(out: Path, quick: bool, window_sizes: list[int], windows: int) -> list[dict]:
     """Only the population shift (severe PD) and the same-distribution windows, at the given window
-    sizes with a reference of 2n: ``python -m hypomimia.bench.monitor --population-sizes 150 200``.
+    sizes with a reference of 2n: ``python -m benchmarks.monitor --population-sizes 150 200``.
     Reuses (and grows) the pools cached by the default run; writes population.json / population.md."""
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from hypomimia.bench import row
+from benchmarks import row
 from hypomimia.config import load_params
 from hypomimia.pipeline_runner import SMOKE_OVERRIDES, apply_overrides, find_repo_root, run_local
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hypomimia.bench import row
+from benchmarks import row
 from hypomimia.config.train import ModelConfig
 from hypomimia.explain.gradcam import activation_maps
 from hypomimia.explain.regions import label_images, region_mass

@@ -5,7 +5,7 @@ The model has the demo profile's architecture (params.yaml train.model) with unt
 latency depends on the network's shape, not on what it learned. Servers and locust run as their
 own processes (`bentoml serve`, `locust --headless`); every server listens on 127.0.0.1 only.
 
-`python -m hypomimia.bench.serving --loadtest [--model DIR] [--out bench/serving]` is `make loadtest`.
+`python -m benchmarks.serving --loadtest [--model DIR] [--out bench/serving]` is `make loadtest`.
 """
 
 from __future__ import annotations

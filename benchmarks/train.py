@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from hypomimia.bench import row
+from benchmarks import row
 from hypomimia.config.train import ModelConfig, TrainConfig
 from hypomimia.learning.clips import ClipDataset, EpochSampler, prepare_frame_cache
 from hypomimia.learning.training import load_split, make_loader
