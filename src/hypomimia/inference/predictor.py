@@ -468,6 +468,13 @@ def read_tube_upload(path: Path, model: ServedModel) -> np.ndarray:
                           "send the facetubes .npz (field 'frames') or a .npy of T x S x S x 3 uint8 frames")  # fmt: skip
     except (OSError, KeyError, ValueError) as e:
         raise Refusal("not_a_tube", f"the tube cannot be read ({type(e).__name__})", 422) from None
+    return check_tube(frames, model)
+
+
+def check_tube(frames: np.ndarray, model: ServedModel) -> np.ndarray:
+    """The frames of a tube the model can answer: ``T x S x S x 3`` uint8 with S the model's tube side
+    and at least facetubes' minimum of frames; :class:`Refusal` otherwise. Every tube route calls it
+    (``/predict_tube``'s upload, the Open Inference Protocol's tensor), so they refuse alike."""
     s = model.face_tubes.size
     if frames.ndim != 4 or frames.shape[1:] != (s, s, 3) or frames.dtype != np.uint8:
         raise Refusal("bad_tube", f"tube frames must be T x {s} x {s} x 3 uint8, got {frames.shape} {frames.dtype}", 422)  # fmt: skip
