@@ -173,6 +173,8 @@ class FormGuardMiddleware:
                         "a URL is not accepted: upload the file itself (the server never fetches URLs)",
                     )
                 return "not_a_file", f"'{file_field}' must be an uploaded file, not a text value"
+            # the text fields, for an outer middleware that answers in another format (protocols.FhirMiddleware)
+            scope["hypomimia.form_text"] = {k: v for k in text_fields if isinstance(v := form.get(k), str)}
             return None
         finally:
             await form.close()

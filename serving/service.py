@@ -13,6 +13,7 @@ import os
 import time
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import anyio
 import bentoml
@@ -32,6 +33,7 @@ from serving.middleware import (  # noqa: E402
     GetRoutesMiddleware,
     MaxBodySizeMiddleware,
 )
+from serving.protocols import FhirMiddleware, oip_app  # noqa: E402
 
 log = logging.getLogger("bentoml.hypomimia")  # bentoml.* loggers reach `bentoml serve` output
 
@@ -131,6 +133,20 @@ class Gateway:
 
         return await self._respond("explain", ctx, "", "", work)
 
+    async def tube_answer(self, frames: np.ndarray, endpoint: str, subject_ref: str = "", session: str = ""):
+        """/predict_tube's path for a tube already in memory (the Open Inference Protocol's infer,
+        serving/protocols.py): (HTTP status, the answer or the refusal, the embedding or None)."""
+        status, kept = SimpleNamespace(response=SimpleNamespace(status_code=200)), {}
+
+        async def work():
+            checked = pr.check_tube(frames, self.served)
+            result = await self._answer(pr.clip_frames(checked, self.served))
+            kept["embedding"] = list(result["embedding"])  # _respond logs it and leaves it out of the answer
+            return result, {"n_frames": len(checked)}
+
+        out = await self._respond(endpoint, status, subject_ref, session, work)
+        return status.response.status_code, out, kept.get("embedding")
+
     async def _answer(self, clips: np.ndarray) -> dict:
         return pr.answer(self.served, await self.model.to_async.forward(clips))
 
@@ -198,9 +214,19 @@ def _get_routes() -> dict:
     }  # fmt: skip
 
 
-# The first middleware added is the outermost: key, then size, then form checks, then the GET routes.
+def _current_gateway():
+    try:
+        return bentoml.get_current_service()
+    except bentoml.exceptions.BentoMLException:  # not loaded yet
+        return None
+
+
+# The first middleware added is the outermost: FHIR negotiation (so every refusal below it can become an
+# OperationOutcome), key, size, form checks, the GET routes. /v2 (Open Inference Protocol) is mounted.
 FORMS = {"/predict": ("video", frozenset({"subject_ref", "session"})),
          "/predict_tube": ("tube", frozenset({"subject_ref", "session"})), "/explain": ("video", frozenset())}  # fmt: skip
+Gateway.mount_asgi_app(oip_app(_current_gateway), path="/")
+Gateway.add_asgi_middleware(FhirMiddleware, paths=("/predict", "/predict_tube"))
 Gateway.add_asgi_middleware(ApiKeyMiddleware, keys=api_keys(CFG))
 Gateway.add_asgi_middleware(MaxBodySizeMiddleware, max_bytes=int(CFG.max_upload_mb * 2**20))
 Gateway.add_asgi_middleware(FormGuardMiddleware, forms=FORMS)
