@@ -13,6 +13,7 @@ from http import HTTPStatus
 from bentoml.exceptions import BentoMLException
 
 OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/", "/ui"})
+FORM_TEXT = "hypomimia.form_text"  # scope key: the checked form's text fields (see FormGuardMiddleware)
 
 
 async def send_json(send, status: int, body: dict, extra_headers=()) -> None:
@@ -174,7 +175,7 @@ class FormGuardMiddleware:
                     )
                 return "not_a_file", f"'{file_field}' must be an uploaded file, not a text value"
             # the text fields, for an outer middleware that answers in another format (protocols.FhirMiddleware)
-            scope["hypomimia.form_text"] = {k: v for k in text_fields if isinstance(v := form.get(k), str)}
+            scope[FORM_TEXT] = {k: v for k in text_fields if isinstance(v := form.get(k), str)}
             return None
         finally:
             await form.close()

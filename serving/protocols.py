@@ -17,9 +17,9 @@ import logging
 
 from hypomimia import __version__
 from hypomimia.inference import fhir, oip
+from serving.middleware import FORM_TEXT
 
 log = logging.getLogger("bentoml.hypomimia")
-FORM_TEXT = "hypomimia.form_text"  # scope key: the form's text fields, left there by FormGuardMiddleware
 
 
 class FhirMiddleware:
