@@ -29,7 +29,7 @@ from components.facetubes import facetubes, facetubes_shard
 from components.ingest import ingest
 from components.phantom import phantom
 from components.serve_build import serve_build
-from components.train import train
+from components.train import train, train_trainjob
 from components.validate import gate_failed, validate
 from hypomimia.config import Params
 from hypomimia.config.pipeline import PipelineConfig
@@ -101,13 +101,7 @@ def create_pipeline(params: Params, gpu: bool | None = None):
             cfg,
         )
         with dsl.If(gate.outputs["success"] == True, name="gate-passed"):  # noqa: E712 (a KFP condition)
-            trained = train(
-                params=train_params,
-                tubes=tubes.outputs["tubes"],
-                ingested=ing.outputs["ingested"],
-                tracking_uri=mlflow_tracking_uri,
-            )
-            _train_resources(trained, cfg, use_gpu)
+            trained = _train(cfg, use_gpu, train_params, tubes, ing, mlflow_tracking_uri)
             _evaluate_and_promote(params, cfg, use_gpu, trained, tubes, ing, explain_params, evaluate_params,
                                   train_params, serve_params, mlflow_tracking_uri)  # fmt: skip
         with dsl.Else(name="gate-blocked"):
@@ -156,6 +150,24 @@ def _evaluate_and_promote(params, cfg, use_gpu, trained, tubes, ing, explain_par
         _stage(built, cfg).after(promoted)
 
 
+def _train(cfg: PipelineConfig, use_gpu: bool, train_params, tubes, ing, tracking_uri) -> dsl.PipelineTask:
+    """train in its own pod on one GPU (``pipeline.train_launcher: pod``), or a launcher that runs it as a
+    Kubeflow Trainer TrainJob on ``trainjob.nodes`` x ``gpus_per_node`` GPUs (``trainjob``); same outputs."""
+    inputs = {
+        "params": train_params,
+        "tubes": tubes.outputs["tubes"],
+        "ingested": ing.outputs["ingested"],
+        "tracking_uri": tracking_uri,
+    }
+    if cfg.train_launcher == "pod":
+        task = train(**inputs)
+        _train_resources(task, cfg, use_gpu)
+        return task
+    task = train_trainjob(pipeline=cfg.model_dump_json(), **inputs)
+    _trainjob_launcher(task, cfg)
+    return task
+
+
 def _source(cfg: PipelineConfig, phantom_params):
     """The input videos: real data imported from ``data_uri``, else the phantom generated in the run."""
     if cfg.data_uri:
@@ -182,6 +194,24 @@ def _train_resources(task: dsl.PipelineTask, cfg: PipelineConfig, gpu: bool) -> 
         kubernetes.add_toleration(task, key=cfg.accelerator_type, operator="Exists", effect="NoSchedule")
         for key, value in sorted(cfg.gpu_node_selector.items()):
             kubernetes.add_node_selector(task, label_key=key, label_value=value)
+    if cfg.mlflow_secret:
+        keys = {k: k for k in cfg.mlflow_secret_keys}
+        kubernetes.use_secret_as_env(task, secret_name=cfg.mlflow_secret, secret_key_to_env=keys)
+
+
+def _trainjob_launcher(task: dsl.PipelineTask, cfg: PipelineConfig) -> None:
+    """The TrainJob launcher: the CPU image and stage requests (the GPUs are the job's), the shared PVC it
+    stages the inputs on and reads the model from, /dev/shm and the MLflow Secret as the job's nodes get them
+    (hypomimia.cluster.trainjob), and the KFP run id to label the job with."""
+    _stage(task, cfg)
+    tj = cfg.trainjob
+    kubernetes.mount_pvc(task, pvc_name=tj.pvc, mount_path=tj.mount_path)
+    kubernetes.empty_dir_mount(
+        task, volume_name="dshm", mount_path="/dev/shm", medium="Memory", size_limit=tj.shm_size
+    )
+    kubernetes.use_field_path_as_env(
+        task, env_name="HYPOMIMIA_KFP_RUN_ID", field_path="metadata.labels['pipeline/runid']"
+    )
     if cfg.mlflow_secret:
         keys = {k: k for k in cfg.mlflow_secret_keys}
         kubernetes.use_secret_as_env(task, secret_name=cfg.mlflow_secret, secret_key_to_env=keys)

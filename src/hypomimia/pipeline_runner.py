@@ -187,6 +187,12 @@ def run_local(
     """
     from kfp import local
 
+    if params.pipeline.train_launcher != "pod":  # a TrainJob needs a cluster with Kubeflow Trainer
+        raise UserError(
+            f"pipeline.train_launcher is {params.pipeline.train_launcher!r}: train would launch a Kubeflow "
+            "TrainJob, which needs a cluster",
+            "run locally with --set pipeline.train_launcher=pod (the default), or submit to the cluster",
+        )
     root = root.resolve()
     root.mkdir(parents=True, exist_ok=True)
     pipe = build(params, gpu=False, repo=repo)

@@ -37,11 +37,12 @@ def compile_(
     ] = None,
     check: Annotated[bool, typer.Option(help="only check that OUT is up to date (CI)")] = False,
     pipeline: PipelineOpt = "main",
+    overrides: SetOpt = None,
 ) -> None:
     """Compile the DAG to KFP YAML (deterministic; the checked-in package must match the code)."""
     out = out or (runner.MONITOR_PACKAGE_PATH if pipeline == "monitor" else runner.PACKAGE_PATH)
     target = Path(tempfile.mkdtemp()) / out.name if check else out
-    runner.compile_named(pipeline, load_params(params), target)
+    runner.compile_named(pipeline, _params(params, overrides), target)
     if check and (not out.is_file() or out.read_bytes() != target.read_bytes()):
         again = "hypomimia pipeline compile" + (f" --pipeline {pipeline}" if pipeline != "main" else "")
         console.print(f"[red]{out} is out of date[/red]: run '{again}'")
