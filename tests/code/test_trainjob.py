@@ -15,7 +15,7 @@ from hypomimia.config import Params, load_params, params_errors
 from hypomimia.config.pipeline import PipelineConfig
 from hypomimia.config.train import TrainConfig
 from hypomimia.errors import UserError
-from hypomimia.pipeline_runner import apply_overrides, compile_pipeline, run_local
+from hypomimia.pipeline_runner import apply_overrides, run_local
 from tests.helpers_kubernetes import GROUP, FakeKubernetes, calls, check_trainjob
 
 NS = "pd-team"
@@ -256,14 +256,18 @@ def test_gpu_profile_shows_two_nodes_of_eight_gpus(repo_root):
     )
 
 
-def test_trainjob_pipeline_compiles_with_pvc_shm_and_secret(repo_root, tmp_path):
-    params = apply_overrides(
-        load_params(repo_root / "params" / "gpu.yaml"),
-        ["pipeline.train_launcher=trainjob", "pipeline.mlflow_secret=mlflow-s3"],
-    )
-    spec, platform = yaml.safe_load_all(
-        compile_pipeline(params, tmp_path / "tj.yaml", repo=repo_root).read_text()
-    )
+def test_trainjob_pipeline_compiles_with_pvc_shm_and_secret(repo_root, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from hypomimia.cli import _app
+
+    monkeypatch.chdir(repo_root)
+    args = ["pipeline", "compile", "--params", "params/gpu.yaml", "--out", str(tmp_path / "tj.yaml"),
+            "--set", "pipeline.train_launcher=trainjob", "--set", "pipeline.mlflow_secret=mlflow-s3"]  # fmt: skip
+    result = CliRunner().invoke(_app, args)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    params = apply_overrides(load_params("params/gpu.yaml"), ["pipeline.train_launcher=trainjob"])
+    spec, platform = yaml.safe_load_all((tmp_path / "tj.yaml").read_text())
     executors = spec["deploymentSpec"]["executors"]
     assert "exec-train" not in executors
     launcher = executors["exec-train-trainjob"]["container"]
