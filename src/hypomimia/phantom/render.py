@@ -31,6 +31,20 @@ _RING_FACTORS = (1.3, 1.75, 2.4)
 _RING_WEIGHTS = (0.75, 0.4, 0.12)  # how much of the face oval's motion each ring follows
 _SUBPIXEL = 4  # cv2 drawing shift: 1/16 pixel precision
 _UPPER_INNER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
+# Every control point is snapped to a 1/256-pixel grid before it is rasterised or mapped. The float
+# math upstream (trig of the head pose, the identity's morph, BLAS) may differ in the last place
+# between CPUs, and the warp turns such a difference into other pixels whenever a value sits on a
+# rounding boundary of the triangle raster or the remap's fixed point: a one-ULP nudge of the
+# targets changed 40 of the 192 shipped videos, and an Intel Xeon rendered 3 of them differently
+# from two AMD EPYCs. On the grid, a last-place difference moves a point only where it lies within
+# ~1e-13 px of a grid midpoint (odds ~1e-11 a value), and everything downstream of the grid is exact.
+_GRID = 256.0
+_AU_GRID = 65536.0  # action-unit intensities and pose angles: 1/65536 of a unit
+
+
+def snap(x, grid: float = _GRID):
+    """``x`` rounded to multiples of 1/grid: exactly representable, so later float math is CPU-independent."""
+    return np.round(np.asarray(x, np.float64) * grid) / grid
 
 
 @dataclass(frozen=True)
@@ -58,7 +72,7 @@ class VideoRenderer:
         self.scale = scene.iod_fraction * size / self.face.iod
         face_centre = (lm[:N_MESH, :2].min(0) + lm[:N_MESH, :2].max(0)) / 2
         self.shift = np.array(scene.centre) * size - self.scale * face_centre
-        self.iod_out = self.face.iod * self.scale
+        self.iod_out = float(snap(self.face.iod * self.scale))
 
         from hypomimia.faces.landmarks import FACE_OVAL
 
@@ -77,7 +91,7 @@ class VideoRenderer:
             axis=0,
         )
         self.anchor_out = anchors
-        self.source = np.concatenate([lm[:N_MESH, :2], self.ring_src, self._camera_inv(anchors)])
+        self.source = snap(np.concatenate([lm[:N_MESH, :2], self.ring_src, self._camera_inv(anchors)]))
         neutral_targets = self.targets({}, Pose())
         # Parting lips reveal a painted mouth only beyond the photo's own opening (some photos smile).
         self._neutral_opening = self._opening(neutral_targets[:N_MESH])
@@ -111,7 +125,7 @@ class VideoRenderer:
         mesh = self.mesh_targets(au, pose)
         oval_motion = mesh[self._oval_mesh] - self.source[self._oval_mesh]
         rings = self.ring_src + oval_motion[self.ring_oval] * self.ring_w[:, None]
-        return np.concatenate([self._camera(mesh), self._camera(rings), self.anchor_out])
+        return snap(np.concatenate([self._camera(mesh), self._camera(rings), self.anchor_out]))
 
     def _maps(self, tgt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         tri = tgt[self.triangles]  # M x 3 x 2
@@ -129,6 +143,8 @@ class VideoRenderer:
 
     def render(self, au: dict[str, float], pose: Pose) -> tuple[np.ndarray, np.ndarray]:
         """One frame (H x W x 3 uint8) and the rendered mesh landmarks in frame pixels (468 x 2)."""
+        au = {k: float(snap(v, _AU_GRID)) for k, v in au.items()}
+        pose = Pose(*(float(snap(v, _AU_GRID)) for v in (pose.yaw, pose.pitch, pose.roll, pose.dx, pose.dy)))
         tgt = self.targets(au, pose)
         mx, my = self._maps(tgt)
         img = cv2.remap(self.src, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
@@ -136,7 +152,7 @@ class VideoRenderer:
         self._paint_mouth(img, mesh)
         closure = au.get("au45", 0.0)
         if closure > 0.05:
-            open_mesh = self._camera(self.mesh_targets({**au, "au45": 0.0}, pose))
+            open_mesh = snap(self._camera(self.mesh_targets({**au, "au45": 0.0}, pose)))
             self._paint_lids(img, mesh, open_mesh, closure)
         return img, mesh
 
@@ -185,7 +201,8 @@ class VideoRenderer:
 
     @staticmethod
     def _opening(mesh: np.ndarray) -> float:
-        return float(np.linalg.norm(mesh[13] - mesh[14]))
+        dx, dy = mesh[13] - mesh[14]
+        return float(np.sqrt(dx * dx + dy * dy))  # not linalg.norm: BLAS may fuse the multiply-add
 
     def _paint_mouth(self, img: np.ndarray, mesh: np.ndarray) -> None:
         inner = mesh[list(INNER_LIPS)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -48,19 +49,29 @@ def _cycles(cfg: PhantomConfig, plan: VideoPlan, profile: Profile) -> tuple[list
     return pattern, control_cycles * profile.speed
 
 
-def render_frames(renderer: VideoRenderer, timeline, noise_sigma: float, rng: np.random.Generator):
+def render_frames(renderer: VideoRenderer, timeline, noise_sigma: float, rng: np.random.Generator,
+                  digests: dict | None = None):  # fmt: skip
+    """Yield the clip's frames. With ``digests`` (a dict), also hash each step's output into it:
+    ``geometry`` (the snapped mesh of every frame) and ``frames`` (the pixels before encoding), so a
+    machine that renders other bytes can tell which step differs (tests/data/test_phantom_reproducible.py)."""
     size = renderer.size
     bank = np.round(rng.normal(0, noise_sigma, (_N_NOISE, size, size, 3))).astype(np.int16)
+    steps = {"geometry": hashlib.sha256(), "frames": hashlib.sha256()}
     for i in range(timeline.n_frames):
         au = {k: float(v[i]) for k, v in timeline.au.items()}
         pose = Pose(*(float(x) for x in timeline.pose[i]))
-        img, _ = renderer.render(au, pose)
+        img, mesh = renderer.render(au, pose)
         noise = np.roll(bank[rng.integers(_N_NOISE)], int(rng.integers(size)), axis=int(rng.integers(2)))
-        yield np.clip(img.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+        frame = np.clip(img.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+        steps["geometry"].update(np.ascontiguousarray(mesh, np.float64).tobytes())
+        steps["frames"].update(frame.tobytes())
+        yield frame
+    if digests is not None:
+        digests.update({k: h.hexdigest() for k, h in steps.items()})
 
 
 def render_clip(cfg: PhantomConfig, identity, profile, key: tuple[int, int], task: str, path: Path,
-                pattern=None, cycles=None):  # fmt: skip
+                pattern=None, cycles=None, digests: dict | None = None):  # fmt: skip
     """Draw the scene and timeline of clip ``key`` = (subject index, video index), render and encode it
     to ``path``; returns (scene, timeline, crf). Every random draw is keyed by (seed, stream, key), so a
     clip's bytes do not depend on which other clips are rendered, or in which process."""
@@ -71,12 +82,12 @@ def render_clip(cfg: PhantomConfig, identity, profile, key: tuple[int, int], tas
     renderer = VideoRenderer(src, lm, identity, scene, cfg.size)
     noise_rng = cohort.rng_for(cfg.seed, cohort.NOISE, *key)
     crf = int(np.clip(cfg.crf + scene.crf_offset, 0, 51))
-    write_mp4(path, render_frames(renderer, timeline, scene.noise_sigma, noise_rng), cfg.fps, crf)
+    write_mp4(path, render_frames(renderer, timeline, scene.noise_sigma, noise_rng, digests), cfg.fps, crf)
     return scene, timeline, crf
 
 
-def make_video(cfg: PhantomConfig, plan: VideoPlan, out_dir: Path) -> dict:
-    """Render, encode and document one clip; return its manifest row."""
+def make_video(cfg: PhantomConfig, plan: VideoPlan, out_dir: Path, digests: dict | None = None) -> dict:
+    """Render, encode and document one clip; return its manifest row (``digests``: see render_frames)."""
     import cv2
 
     cv2.setNumThreads(1)  # the process pool is the parallelism; also keeps results order-independent
@@ -86,7 +97,15 @@ def make_video(cfg: PhantomConfig, plan: VideoPlan, out_dir: Path) -> dict:
     pattern, cycles = _cycles(cfg, plan, profile) if cfg.dynamic_only else (None, None)
     rel = Path("videos") / f"{plan.video_id}.mp4"
     scene, timeline, crf = render_clip(
-        cfg, identity, profile, (subject.index, plan.video), plan.task, out_dir / rel, pattern, cycles
+        cfg,
+        identity,
+        profile,
+        (subject.index, plan.video),
+        plan.task,
+        out_dir / rel,
+        pattern,
+        cycles,
+        digests,
     )
 
     age = identity.age
