@@ -97,6 +97,7 @@ NATIVE_NOISE = re.compile(
     rb"|AttributeError: 'MessageFactory' object has no attribute 'GetPrototype')"
 )
 _silenced_pid: int | None = None
+_unfiltered_fd: int | None = None  # stderr as it was before silence_native_logs, in this process
 
 
 def silence_native_logs() -> None:
@@ -108,13 +109,13 @@ def silence_native_logs() -> None:
     not in a library function: it rewires the process's stderr. ``HYPOMIMIA_NATIVE_LOGS=show``
     turns it off (debugging mediapipe itself).
     """
-    global _silenced_pid
+    global _silenced_pid, _unfiltered_fd
     if _silenced_pid == os.getpid() or os.environ.get("HYPOMIMIA_NATIVE_LOGS") == "show":
         return
     _silenced_pid = os.getpid()
     with contextlib.suppress(AttributeError, ValueError, OSError):
         sys.stderr.flush()
-    original = os.dup(2)
+    original = _unfiltered_fd = os.dup(2)
     read_end, write_end = os.pipe()
     os.dup2(write_end, 2)
     os.close(write_end)
@@ -137,6 +138,13 @@ def silence_native_logs() -> None:
         thread.join(timeout=1.0)
 
     atexit.register(drain)
+
+
+def unfiltered_stderr() -> int | None:
+    """The file descriptor stderr was before :func:`silence_native_logs` in this process (None when
+    it was not called): for a child process that must keep a working stderr after this one dies
+    (the filter thread dies with it; a child writing into its pipe would get EPIPE)."""
+    return _unfiltered_fd if _silenced_pid == os.getpid() else None
 
 
 @contextlib.contextmanager

@@ -70,8 +70,13 @@ def serve(
     ]
     sys.stdout.flush()
     sys.stderr.flush()
-    os.chdir(root)
-    os.execve(sys.executable, cmd, env)  # become the server: signals (Ctrl-C, SIGTERM) reach it directly
+    from hypomimia.inference.process import supervise
+    from hypomimia.logs import unfiltered_stderr
+
+    # The server runs under a keeper: stop signals are forwarded, and nothing outlives this process,
+    # kill -9 included (hypomimia.inference.process; docs/operations.md#processes-and-signals).
+    code = supervise(cmd, env, root, grace_s=cfg.timeout_s + 5, stderr=unfiltered_stderr())
+    raise typer.Exit(code)
 
 
 @serve_app.command("build")
