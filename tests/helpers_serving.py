@@ -67,8 +67,38 @@ class Server:
                 os.killpg(self.proc.pid, signal.SIGKILL)
 
 
-def start_server(model: str | Path, work: Path, timeout: float = 120.0, **env: str) -> Server:
-    """`bentoml serve serving.service:Gateway` in its own process group; waits for /readyz."""
+def port_is_free(url_or_port: str | int) -> bool:
+    """A restarted server could listen on it (SO_REUSEADDR, as servers bind: TIME_WAIT is no obstacle)."""
+    port = int(str(url_or_port).rsplit(":", 1)[-1])
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+            s.listen()
+        except OSError:
+            return False
+    return True
+
+
+def living(pids: list[int]) -> list[int]:
+    """Those of ``pids`` still running (a zombie waiting for its reaper runs nothing and holds no socket)."""
+    import psutil
+
+    out = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                out.append(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+def start_server(
+    model: str | Path, work: Path, timeout: float = 120.0, via_cli: bool = False, **env: str
+) -> Server:
+    """`bentoml serve serving.service:Gateway` (or, ``via_cli``, `hypomimia serve`: the command a
+    supervisor runs) in its own session; waits for /readyz."""
     port, store, log_file = free_port(), work / "predictions", work / "server.log"
     full_env = {
         **os.environ,
@@ -81,10 +111,12 @@ def start_server(model: str | Path, work: Path, timeout: float = 120.0, **env: s
         "HYPOMIMIA_PREDICTION_LOG": str(store),
         **env,
     }
+    cmd = [sys.executable, "-m", "bentoml", "serve", "serving.service:Gateway"]
+    if via_cli:
+        cmd = [sys.executable, "-m", "hypomimia", "serve", "--model", str(model)]
     with open(log_file, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bentoml", "serve", "serving.service:Gateway",
-             "--host", "127.0.0.1", "--port", str(port)],
+            [*cmd, "--host", "127.0.0.1", "--port", str(port)],
             cwd=REPO, env=full_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     url, t0 = f"http://127.0.0.1:{port}", time.perf_counter()
