@@ -1,15 +1,24 @@
 """The prediction log: one record per endpoint request, read by drift monitoring and patient courses.
 
 Storage: JSON Lines, one file per UTC day (``<store>/predictions-YYYY-MM-DD.jsonl``), appended under
-an exclusive lock, so several server workers write safely and a reader never sees half a record.
+an exclusive lock, so several server workers write safely and a reader (shared lock) never sees half
+a record. Durability: :func:`append` returns only once the line is on disk (``fdatasync``; the
+directory too when it made the day's file), and the endpoint answers only after it returned, so
+every acknowledged answer has its record, whatever is killed afterwards. A torn line (a disk that
+filled up mid-line, a machine that lost power mid-write) is skipped by :func:`read`, which reports
+it (:func:`read_log` returns it), and the next append starts on a fresh line so it cannot glue a
+good record onto it.
 No PHI: no file names, frames or client IPs; a patient is followed only through the optional,
 pseudonymous ``subject_ref`` the caller chooses (and ``session``, e.g. a visit date or number).
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import logging
 import os
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Outcome = Literal["ok", "uncertain", "refused", "error"]
 DEFAULT_STORE = Path("work/predictions")
+log = logging.getLogger(__name__)
 
 
 class PredictionRecord(BaseModel):
@@ -52,37 +62,101 @@ def store_path(store: Path | None = None) -> Path:
 
 
 def append(record: PredictionRecord, store: Path | None = None) -> Path:
+    """Append one record and return once it is on disk (see the module docstring)."""
     root = store_path(store)
     root.mkdir(parents=True, exist_ok=True)
     day = record.time.astimezone(UTC).strftime("%Y-%m-%d")
     path = root / f"predictions-{day}.jsonl"
-    line = record.model_dump_json() + "\n"
-    with open(path, "a", encoding="utf-8") as f:
+    line = (record.model_dump_json() + "\n").encode("utf-8")
+    new_file = not path.exists()
+    with open(path, "ab+") as f:  # appends always go to the end, whatever the position
         fcntl.flock(f, fcntl.LOCK_EX)
+        size = f.seek(0, os.SEEK_END)
+        if size and f.seek(size - 1) >= 0 and f.read(1) != b"\n":
+            line = b"\n" + line  # the file ends in a torn line: end it, keep this record whole
         f.write(line)
         f.flush()
+        _sync(f.fileno())
+    if new_file:
+        _sync_dir(root)  # the day's file itself survives a power loss
     return path
+
+
+def _sync(fd: int) -> None:
+    (getattr(os, "fdatasync", None) or os.fsync)(fd)  # data and size; no need for the mtime
+
+
+def _sync_dir(root: Path) -> None:
+    with contextlib.suppress(OSError):  # a platform that cannot open or sync a folder
+        fd = os.open(root, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A line that is not a record: ``torn`` (the file's last line, not ended by a newline: a write
+    cut short) or ``unreadable`` (not a record, anywhere else)."""
+
+    file: str
+    line: int  # 1-based
+    reason: str
+
+
+@dataclass
+class LogRead:
+    records: list[PredictionRecord]
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def summary(self) -> str:
+        torn = sum(s.reason == "torn" for s in self.skipped)
+        where = ", ".join(f"{s.file}:{s.line}" for s in self.skipped[:5])
+        more = f" and {len(self.skipped) - 5} more" if len(self.skipped) > 5 else ""
+        return (
+            f"{len(self.skipped)} lines of the prediction log are not records and were skipped "
+            f"({torn} torn last lines): {where}{more}"
+        )
+
+
+def read_log(
+    store: Path | None = None, since: datetime | None = None, until: datetime | None = None
+) -> LogRead:
+    """Records with ``since <= time < until`` (UTC), oldest first, and the lines skipped: a torn or
+    unreadable line is never fatal (the records around it are read)."""
+    root = store_path(store)
+    out = LogRead([])
+    for path in sorted(root.glob("predictions-*.jsonl")):
+        with open(path, "rb") as f:
+            fcntl.flock(f, fcntl.LOCK_SH)  # no append lands while we read
+            data = f.read()
+        lines = data.split(b"\n")
+        for n, raw in enumerate(lines, 1):
+            if not raw.strip():
+                continue
+            try:
+                rec = PredictionRecord.model_validate_json(raw)
+            except ValueError:  # pydantic's ValidationError, bad JSON, bad UTF-8
+                torn = n == len(lines)  # after the last newline: a write that did not finish
+                out.skipped.append(Skipped(path.name, n, "torn" if torn else "unreadable"))
+                continue
+            t = rec.time.astimezone(UTC)
+            if (since is None or t >= since) and (until is None or t < until):
+                out.records.append(rec)
+    out.records.sort(key=lambda r: r.time)
+    return out
 
 
 def read(
     store: Path | None = None, since: datetime | None = None, until: datetime | None = None
 ) -> list[PredictionRecord]:
-    """Records with ``since <= time < until`` (UTC), oldest first. A torn last line (a writer killed
-    mid-write) is skipped, not fatal."""
-    root = store_path(store)
-    out: list[PredictionRecord] = []
-    for path in sorted(root.glob("predictions-*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if not line.strip():
-                continue
-            try:
-                rec = PredictionRecord.model_validate_json(line)
-            except ValueError:
-                continue
-            t = rec.time.astimezone(UTC)
-            if (since is None or t >= since) and (until is None or t < until):
-                out.append(rec)
-    return sorted(out, key=lambda r: r.time)
+    """Records with ``since <= time < until`` (UTC), oldest first; skipped lines are logged as a
+    warning (:func:`read_log` returns them)."""
+    result = read_log(store, since, until)
+    if result.skipped:
+        log.warning("%s", result.summary())
+    return result.records
 
 
 def to_frame(records: list[PredictionRecord]) -> pd.DataFrame:

@@ -16,6 +16,7 @@ run, so it needs only the registry: what a data-deletion request needs.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import tempfile
 from pathlib import Path
@@ -29,6 +30,7 @@ from hypomimia.lineage import audit
 from hypomimia.lineage.provenance import sha256_file
 
 DEFAULT_MODEL = "hypomimia-i3d"
+log = logging.getLogger(__name__)
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -96,7 +98,10 @@ def resolve(ref: str, tracking_uri: str | None = None, predictions: Path | None 
         found = client.search_model_versions(f"run_id = '{ref}'")
         out.update(kind="run", run_id=ref, version=found[0] if found else None)
         return out
-    for rec in prediction_log.read(predictions):
+    logged = prediction_log.read_log(predictions)
+    if logged.skipped:  # a torn or unreadable line is skipped and reported, never fatal
+        log.warning("%s", logged.summary())
+    for rec in logged.records:
         if rec.request_id == ref:
             if not (rec.model_name and rec.model_version):
                 raise UserError(
@@ -106,9 +111,10 @@ def resolve(ref: str, tracking_uri: str | None = None, predictions: Path | None 
             out.update(kind="prediction", prediction=rec.model_dump(mode="json"),
                        version=client.get_model_version(rec.model_name, rec.model_version))  # fmt: skip
             return out
+    skipped = f"; {len(logged.skipped)} unreadable lines skipped" if logged.skipped else ""
     raise UserError(
         f"{ref!r} is not a model URI, a version, a run id, or a request id in the prediction log "
-        f"({prediction_log.store_path(predictions)})",
+        f"({prediction_log.store_path(predictions)}{skipped})",
         "pass models:/hypomimia-i3d@champion, a version number, a run id, or a served request id",
     )
 

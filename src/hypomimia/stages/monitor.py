@@ -82,8 +82,12 @@ def current_table(
         from hypomimia.inference import prediction_log as plog
 
         since, until = time_window(until or datetime.now(UTC), cfg.window_days)
-        table = from_prediction_log(plog.read(prediction_log, since, until))
-        window = {"source": "prediction_log", "since": since.isoformat(), "until": until.isoformat()}
+        got = plog.read_log(prediction_log, since, until)
+        if got.skipped:  # torn or unreadable lines: skipped, reported, never fatal
+            log.warning("%s", got.summary())
+        table = from_prediction_log(got.records)
+        window = {"source": "prediction_log", "since": since.isoformat(), "until": until.isoformat(),
+                  "skipped_lines": len(got.skipped)}  # fmt: skip
         return table, window, None
     if ingest_dir is None or tubes_dir is None:
         raise UserError(
