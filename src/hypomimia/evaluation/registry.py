@@ -6,6 +6,10 @@
 * :func:`rollback`: ``previous`` becomes ``champion`` again; the demoted version is tagged.
 Serving loads ``models:/<name>@champion``. Every change is written to the audit log
 (hypomimia.lineage.audit) with the decision file as evidence.
+
+Promotion and rollback read the aliases, set them and append their audit record under the audit
+log's change lock (:func:`hypomimia.lineage.audit.exclusive`): two promotions racing run one after
+the other, so the aliases always match the log's last record and the chain stays intact.
 """
 
 from __future__ import annotations
@@ -91,6 +95,11 @@ def _require_version(c, name: str, version: str) -> None:
 def promote(c, name: str, version: str, *, why: str, evidence: str | None, tags: dict | None = None) -> dict:
     """``version`` becomes champion, the old champion ``previous``; returns what changed."""
     _require_version(c, name, version)
+    with audit.exclusive():  # read, set and record as one: a racing promotion waits
+        return _promote(c, name, version, why=why, evidence=evidence, tags=tags)
+
+
+def _promote(c, name: str, version: str, *, why: str, evidence: str | None, tags: dict | None) -> dict:
     old = alias_version(c, name, CHAMPION)
     if old == version:
         return {
@@ -117,6 +126,11 @@ def reject(name: str, version: str | None, *, why: str, evidence: str | None) ->
 
 def rollback(c, name: str, *, why: str) -> dict:
     """``previous`` becomes champion again; the demoted champion is tagged and loses the alias."""
+    with audit.exclusive():
+        return _rollback(c, name, why=why)
+
+
+def _rollback(c, name: str, *, why: str) -> dict:
     prev = alias_version(c, name, PREVIOUS)
     if prev is None:
         raise UserError(

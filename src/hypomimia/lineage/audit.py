@@ -6,15 +6,21 @@ deleted line breaks the chain and :func:`verify_chain` names the first broken re
 no successor to vouch for it, so a head file beside the log (``audit.jsonl.head``: count and sha256 of
 the last line, rewritten on every append) catches an edited or removed last record too. Who acted comes
 from the environment (``HYPOMIMIA_ACTOR``, else the login user), never from a request body.
+
+:func:`exclusive` is the registry's change lock (``audit.jsonl.lock``): a registry change reads the
+aliases, sets them and appends its record while holding it, so two promotions racing end in the
+order the log tells (hypomimia.evaluation.registry).
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import getpass
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,6 +81,19 @@ def record(
         os.fsync(f.fileno())
         _write_head(p, len(lines) + 1, hashlib.sha256(line.encode()).hexdigest())  # still under the lock
     return entry
+
+
+@contextlib.contextmanager
+def exclusive(path: Path | None = None) -> Iterator[Path]:
+    """Hold the change lock of this audit log (``audit.jsonl.lock`` beside it) for a
+    read-decide-write of the registry and its audit record; other holders wait. A flock: released
+    when the holder exits or dies, and shared by every process that sees the same file (on a cluster,
+    the log and its lock on one shared volume)."""
+    p = audit_path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with open(p.with_name(p.name + ".lock"), "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield p
 
 
 def head_path(path: Path) -> Path:
