@@ -25,8 +25,9 @@ hm ingest "$W/camera/manifest.csv" --params params.yaml --out "$W/ingest"
 hm facetubes --params params.yaml --ingest "$W/ingest" --out "$W/facetubes"
 
 # The model's outputs (calibrated P(PD), uncertain share, embedding) are monitored too when it is
-# there. Its reference is a sample of 20 of its held-out videos: scoring clips is most of this step.
-if [ -f "$MODEL" ]; then model=(--model "$MODEL" --max-reference 20); else model=(--no-model); fi
+# there. Its reference is a sample of 20 of its held-out videos (whole subjects): scoring clips is most
+# of this step. Quality features are compared with the whole training cohort.
+if [ -f "$MODEL" ]; then model=(--model "$MODEL" --max-scored-reference 20); else model=(--no-model); fi
 hm monitor --params params.yaml --reference-ingest "$REF_INGEST" --reference-tubes "$REF_TUBES" \
   --ingest "$W/ingest" --tubes "$W/facetubes" "${model[@]}" --out "$OUT"
 

@@ -63,7 +63,14 @@ def monitor(
         Path | None, typer.Option(help="compiled training pipeline (default: compile)")
     ] = None,
     max_reference: Annotated[
-        int | None, typer.Option(help="reference videos used (default monitor.max_reference)", min=20)
+        int | None,
+        typer.Option(help="reference videos for quality features (default monitor.max_reference)", min=20),
+    ] = None,
+    max_scored_reference: Annotated[
+        int | None,
+        typer.Option(
+            help="held-out reference videos the model scores (default monitor.max_scored_reference)", min=4
+        ),
     ] = None,
 ) -> None:
     """Compare a current window with the training data; decide ok | warn | retrain (docs/monitoring.md)."""
@@ -79,6 +86,8 @@ def monitor(
     cfg = load_params(params).monitor
     if max_reference is not None:
         cfg = cfg.model_copy(update={"max_reference": max_reference})
+    if max_scored_reference is not None:
+        cfg = cfg.model_copy(update={"max_scored_reference": max_scored_reference})
     r = run(
         cfg, reference_ingest, reference_tubes, out, current_ingest=ingest, current_tubes=tubes,
         prediction_log=prediction_log, until=until, model=_model(model, use_model), data_uri=data_uri,

@@ -12,7 +12,17 @@ class MonitorConfig(Section):
         7.0, gt=0.0, description="prediction-log window: the last N days before --until"
     )
     min_window: int = Field(
-        20, ge=5, description="fewer scored videos in a window -> no decision (status too_small)"
+        20,
+        ge=5,
+        description="fewer submitted videos in a window (quarantined and face-lost ones count) -> no decision "
+        "(status too_small)",
+    )
+    max_lost_share: float = Field(
+        0.1,
+        ge=0.0,
+        lt=1.0,
+        description="a window that loses more than this share of its submitted videos (ingest quarantine or "
+        "no face) is flagged (driver lost_videos), whatever the Fisher tests say",
     )
     alpha: float = Field(
         0.05,
@@ -28,7 +38,14 @@ class MonitorConfig(Section):
     embedding_method: Literal["mmd", "model"] = Field(
         "mmd", description="embedding drift: MMD with a bootstrap null, or a domain classifier (ROC AUC)"
     )
-    max_reference: int = Field(1000, ge=20, description="reference rows used (a seeded sample above this)")
+    max_reference: int = Field(
+        1000, ge=20, description="reference videos for quality features (a seeded sample of whole subjects above this)"
+    )
+    max_scored_reference: int = Field(
+        1000,
+        ge=4,
+        description="held-out reference videos scored by the model (a seeded sample of whole subjects above this)",
+    )
     seed: int = Field(0, ge=0, description="seed of reference sampling and bootstrap nulls")
     # Patient course
     course_min_clips: int = Field(

@@ -1,11 +1,15 @@
 """From drift tests to an outcome: ``ok | warn | retrain`` and the columns that drove it.
 
 * ``retrain``: the model's own view moved (its probabilities, its label shares or its embedding
-  drifted), the population moved (the model-free hypomimia index drifted), or at least ``monitor.retrain_columns`` quality features drifted;
+  drifted), the population moved (the model-free hypomimia index drifted), or at least
+  ``monitor.retrain_columns`` quality signals drifted. Lost videos are quality signals:
+  ``ingest_quarantined`` / ``face_lost`` (more lost than the reference, Fisher exact) and
+  ``lost_videos`` (more than ``monitor.max_lost_share`` of the submitted videos lost);
 * ``warn``: fewer quality features drifted and the model's outputs held steady (e.g. one camera
   setting changed: look at it, retraining is not yet called for);
 * ``ok``: nothing drifted at the window's per-test level;
-* ``too_small``: the window has fewer than ``monitor.min_window`` videos, so no test is run.
+* ``too_small``: fewer than ``monitor.min_window`` videos were submitted in the window (lost
+  ones count: a window whose videos lose their faces is flagged, not too small), so no test is run.
 
 Pure function of the drift summary: unit-tested on small synthetic frames.
 """
@@ -31,7 +35,9 @@ class Decision:
 
 
 def too_small(n: int, cfg: MonitorConfig) -> Decision:
-    return Decision("too_small", [], [f"{n} video(s) in the window, monitor.min_window is {cfg.min_window}"])
+    return Decision(
+        "too_small", [], [f"{n} video(s) submitted in the window, monitor.min_window is {cfg.min_window}"]
+    )
 
 
 def decide(summary: dict[str, Any], cfg: MonitorConfig) -> Decision:
@@ -41,6 +47,20 @@ def decide(summary: dict[str, Any], cfg: MonitorConfig) -> Decision:
         v = summary["quality"][col]
         reasons.append(
             f"{col}: median {v['reference_median']:.4g} -> {v['current_median']:.4g} (K-S p={_p(v['p_value'])})"
+        )
+    for kind, v in ((summary.get("lost") or {}).get("tests") or {}).items():
+        if v.get("drifted"):
+            quality.append(kind)
+            reasons.append(
+                f"{kind}: {v['current']} of {summary['lost']['submitted']} videos ({v['current_share']:.0%}) vs "
+                f"{v['reference_share']:.0%} of the reference (Fisher p={_p(v['p_value'])})"
+            )
+    lost = summary.get("lost") or {}
+    if lost.get("over_limit"):
+        quality.append("lost_videos")
+        reasons.append(
+            f"lost_videos: {lost['lost']} of {lost['submitted']} submitted videos were quarantined or lost their "
+            f"face ({lost['share']:.0%} > monitor.max_lost_share {lost['max_lost_share']:.0%})"
         )
     model_side = []
     for col, v in (summary.get("population") or {}).items():

@@ -120,6 +120,49 @@ def from_prediction_log(records: list) -> pd.DataFrame:
     return out
 
 
+FACE_LOST_REASONS = frozenset({"no_face", "too_few_face_frames", "tube_failed"})
+
+
+def lost_counts(ingest_dir: Path, tubes_dir: Path) -> dict[str, int]:
+    """Videos submitted in a batch (every row ingest listed) and those lost before measurement:
+    quarantined by ingest (unreadable, too short, ...), or by facetubes (no face, too few face frames)."""
+    ingested = read_stage_table(ingest_dir, "ingested.parquet", "ingest")
+    tubes = read_stage_table(tubes_dir, "tubes.parquet", "facetubes")
+    return {
+        "submitted": len(ingested),
+        "ingest_quarantined": int((ingested["status"] == "quarantined").sum()),
+        "face_lost": int((tubes["status"] == "quarantined").sum()),
+    }
+
+
+def lost_from_log(records: list) -> dict[str, int]:
+    """The same counts from prediction-log records: answered + refused requests are submitted
+    (5xx errors are the server's, not the video's); refusals for the face are face_lost, the
+    other refusals ingest_quarantined."""
+    refused = [r for r in records if r.outcome == "refused"]
+    face = sum(r.reason in FACE_LOST_REASONS for r in refused)
+    return {
+        "submitted": sum(r.outcome in ("ok", "uncertain", "refused") for r in records),
+        "ingest_quarantined": len(refused) - face,
+        "face_lost": face,
+    }
+
+
+def sample_subjects(table: pd.DataFrame, cap: int, seed: int) -> pd.DataFrame:
+    """At most ``cap`` rows, by whole subjects in a seeded order (a subject's clips stay together)."""
+    if len(table) <= cap:
+        return table
+    subjects = table["subject_ref"].drop_duplicates().sample(frac=1.0, random_state=seed)
+    sizes = table["subject_ref"].value_counts()
+    keep, n = [], 0
+    for s in subjects:
+        if n + sizes[s] > cap and keep:
+            break
+        keep.append(s)
+        n += int(sizes[s])
+    return table[table["subject_ref"].isin(keep)].sort_values("video_id", ignore_index=True)
+
+
 def time_window(until: datetime, days: float) -> tuple[datetime, datetime]:
     return until - pd.Timedelta(days=days).to_pytimedelta(), until
 

@@ -31,6 +31,9 @@ from hypomimia.monitoring.window import (
     batch_table,
     from_prediction_log,
     heldout_folds,
+    lost_counts,
+    lost_from_log,
+    sample_subjects,
     time_window,
     training_ids,
 )
@@ -53,20 +56,36 @@ class MonitorResult:
 
 
 def reference_table(cfg: MonitorConfig, ingest_dir: Path, tubes_dir: Path, scorer=None) -> pd.DataFrame:
+    """The training cohort (quality features, index) for up to ``max_reference`` videos; with a
+    model, its held-out subjects (up to ``max_scored_reference`` videos) carry ``p_pd``, ``label``
+    and the embedding, the other rows NaN there (model outputs are compared with those only)."""
     folds = training_ids(ingest_dir)
-    if scorer is not None:
-        held = heldout_folds(scorer.metadata, int(folds["fold"].max()) + 1)
-        folds = folds[folds["fold"].isin(held)]
     table = batch_table(ingest_dir, tubes_dir, set(folds["video_id"]))
     if table.empty:
         raise UserError(
             "the reference has no video with a face tube", "pass the facetubes folder of the training data"
         )
-    if len(table) > cfg.max_reference:
-        table = table.sample(cfg.max_reference, random_state=cfg.seed).sort_values(
-            "video_id", ignore_index=True
+    if scorer is None:
+        return sample_subjects(table, cfg.max_reference, cfg.seed)
+    held = heldout_folds(scorer.metadata, int(folds["fold"].max()) + 1)
+    held_ids = set(folds.loc[folds["fold"].isin(held), "video_id"])
+    scored = sample_subjects(table[table["video_id"].isin(held_ids)], cfg.max_scored_reference, cfg.seed)
+    if scored.empty:
+        raise UserError(
+            "the model's held-out folds have no video with a face tube",
+            "pass the ingest/facetubes folders of the data this model was trained on",
         )
-    return scorer.score(table)[0] if scorer is not None else table
+    quality = sample_subjects(table, cfg.max_reference, cfg.seed)
+    quality = pd.concat(
+        [scored, quality[~quality["video_id"].isin(set(scored["video_id"]))]], ignore_index=True
+    )
+    scored = scorer.score(scored)[0]
+    extra = [c for c in scored.columns if c not in quality.columns or c in ("p_pd", "label")]
+    return (
+        quality.drop(columns=["p_pd", "label"], errors="ignore")
+        .merge(scored[["video_id", *[c for c in extra if c != "video_id"]]], on="video_id", how="left")
+        .sort_values("video_id", ignore_index=True)
+    )
 
 
 def current_table(
@@ -76,8 +95,8 @@ def current_table(
     prediction_log: Path | None,
     until: datetime | None,
     scorer=None,
-) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame | None]:
-    """(window table, its description, per-clip scores or None)."""
+) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame | None, dict[str, int]]:
+    """(window table, its description, per-clip scores or None, submitted/lost counts)."""
     if prediction_log is not None:
         from hypomimia.inference import prediction_log as plog
 
@@ -88,7 +107,7 @@ def current_table(
         table = from_prediction_log(got.records)
         window = {"source": "prediction_log", "since": since.isoformat(), "until": until.isoformat(),
                   "skipped_lines": len(got.skipped)}  # fmt: skip
-        return table, window, None
+        return table, window, None, lost_from_log(got.records)
     if ingest_dir is None or tubes_dir is None:
         raise UserError(
             "no current window given", "pass --ingest and --tubes of a new batch, or --prediction-log"
@@ -97,7 +116,8 @@ def current_table(
     clips = None
     if scorer is not None and not table.empty:
         table, clips = scorer.score(table)
-    return table, {"source": "batch", "ingest": Path(ingest_dir).name, "tubes": Path(tubes_dir).name}, clips
+    window = {"source": "batch", "ingest": Path(ingest_dir).name, "tubes": Path(tubes_dir).name}
+    return table, window, clips, lost_counts(ingest_dir, tubes_dir)
 
 
 def run(
@@ -123,17 +143,21 @@ def run(
 
         scorer = Scorer.load(model, cfg.threads)
     reference = reference_table(cfg, reference_ingest, reference_tubes, scorer)
-    current, window, clips = current_table(cfg, current_ingest, current_tubes, prediction_log, until, scorer)
-    window |= {"videos": len(current), "model": Path(model).name if model else None}
+    current, window, clips, lost = current_table(
+        cfg, current_ingest, current_tubes, prediction_log, until, scorer
+    )
+    lost["reference"] = lost_counts(reference_ingest, reference_tubes)
+    window |= {"videos": len(current), "submitted": lost["submitted"], "lost": lost["submitted"] - len(current),
+               "model": Path(model).name if model else None}  # fmt: skip
     files: dict[str, Path] = {}
     summary: dict[str, Any] = {}
-    if len(current) < cfg.min_window:
-        decision = too_small(len(current), cfg)
+    if lost["submitted"] < cfg.min_window:  # lost videos count: losing faces is a finding, not a small window
+        decision = too_small(lost["submitted"], cfg)
     else:
-        outcome = drift.compare(reference, current, cfg)
+        outcome = drift.compare(reference, current, cfg, lost)
         summary = outcome.summary
-        files |= drift.save(outcome, out_dir)
         decision = decide(summary, cfg)
+        files |= drift.save(outcome, out_dir, decision.as_dict())
     if not data_uri and current_ingest is not None:
         data_uri = str(Path(current_ingest).resolve())
     trigger = write_trigger(out_dir, decision, window, data_uri)
@@ -147,6 +171,7 @@ def run(
         "window": window,
         "reference": {
             "videos": len(reference),
+            "scored_videos": int(reference["p_pd"].notna().sum()) if "p_pd" in reference else 0,
             "ingest": Path(reference_ingest).name,
             "tubes": Path(reference_tubes).name,
         },
