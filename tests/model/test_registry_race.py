@@ -1,6 +1,6 @@
 """Two promotions racing, in two processes on one real MLflow (SQLite) registry: they run one after
 the other under the audit log's change lock, so the aliases match the audit log's last record and
-its hash chain verifies."""
+its hash chain verifies; a rollback afterwards too."""
 
 from __future__ import annotations
 
@@ -63,3 +63,8 @@ def test_two_promotions_racing_leave_aliases_matching_the_audit_chain(store):
     for before, after in zip(promotions, promotions[1:], strict=False):
         assert after["previous"] == before["version"] or after["previous"] is None
     assert {p["version"] for p in promotions} == {"1", "2", "3"}
+
+    back = registry.rollback(c, NAME, why="after the race")  # under the same lock
+    assert back == {"model": NAME, "champion": last["previous"], "demoted": last["version"]}
+    assert audit.read(log)[-1]["what"]["version"] == registry.alias_version(c, NAME, registry.CHAMPION)
+    assert audit.verify_chain(log).ok
