@@ -16,8 +16,8 @@ def evaluate_fit(
     ingested: Input[Dataset],
     run: Output[Dataset],
 ):
-    """Fit one (setting, fold) task of the evaluation (hypomimia.stages.evaluate.fit); the trained
-    model is reused where its params and fold are the task's."""
+    """Fit one (setting, fold, seed) task of the evaluation (hypomimia.stages.evaluate.fit); the trained
+    model is reused where its params, fold and seed are the task's."""
     from pathlib import Path
 
     from hypomimia.config.evaluate import EvaluateConfig

@@ -6,7 +6,7 @@
       -> validate --success--> train                       (dsl.If: the gate)
                   --failure--> gate_failed (fails the run; train never starts)
       train -> explain
-      train -> evaluate_fit x (setting, fold) (dsl.ParallelFor) -> evaluate (gather, blessing)
+      train -> evaluate_fit x (setting, fold, seed) (dsl.ParallelFor) -> evaluate (gather, blessing)
             --blessed--> promote (dsl.If: MLflow aliases challenger -> champion) -> serve-build (the bento)
 
 The factory knows nothing about where it runs: ``pipeline/hypomimia_pipeline.yaml`` (compiled,
@@ -113,7 +113,8 @@ def create_pipeline(params: Params, gpu: bool | None = None):
 
 
 def evaluation_tasks(params: Params) -> list[str]:
-    """The evaluation's (setting, fold) tasks as JSON strings: static, so the fan-out is known at compile time."""
+    """The evaluation's (setting, fold, seed) tasks as JSON strings (seed null for the deterministic landmark
+    baselines): static, so the fan-out is known at compile time."""
     from hypomimia.evaluation import plan
     from hypomimia.stages.evaluate import task_json
 

@@ -29,6 +29,11 @@ REASONS = {
     "val_subject_auroc": "undefined: the validation fold has one class",
     "p_value": "undefined: the difference has no variance (identical or degenerate predictions)",
     "p_holm": "undefined: the difference has no variance (identical or degenerate predictions)",
+    "auroc_sd": "undefined: an SD over training seeds needs two seeds with a defined AUROC (evaluate.seeds)",
+    "seed_auroc_sd": "undefined: an SD over training seeds needs two seeds with a defined AUROC (evaluate.seeds)",
+    "ece_after": "undefined: cross-fitted calibration needs at least two evaluated folds",
+    "brier_after": "undefined: cross-fitted calibration needs at least two evaluated folds",
+    "seed_agreement": "undefined: no training seeds (a deterministic reference)",
 }
 DEFAULT_REASON = "undefined: not a finite number (empty or one-class subset)"
 

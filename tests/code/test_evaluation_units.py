@@ -12,7 +12,7 @@ from hypomimia import jsonio
 from hypomimia.config.evaluate import BlessingConfig, EvaluateConfig
 from hypomimia.config.train import TrainConfig
 from hypomimia.errors import UserError
-from hypomimia.evaluation import blessing, landmarks, plan, stats
+from hypomimia.evaluation import blessing, calibration, landmarks, plan, stats
 from hypomimia.faces import landmarks as geo
 
 
@@ -137,8 +137,10 @@ def test_the_gpu_profile_is_valid_and_runs_the_full_ablation(repo_root):
     assert (gpu.train.model.width, gpu.train.model.size, gpu.train.amp) == (1.0, 224, "bf16")
     assert gpu.evaluate.ablation.frames == [4, 8, 14, 16, 32] and len(gpu.evaluate.ablation.designs) == 2
     assert set(gpu.evaluate.models) == {"i3d", "r3d18", "resnet2d50", "landmark_static", "landmark_dynamic"}
-    # 3 networks + 8 ablation points (14 frames fixed-duration = the shipped clip) per fold, + 2 landmark fits
-    assert len(evaluation_tasks(gpu)) == gpu.ingest.folds * (3 + 8 + 2)
+    # 3 networks + 8 ablation points (14 frames fixed-duration = the shipped clip) per fold and seed,
+    # + 2 landmark fits per fold (deterministic: once)
+    assert len(gpu.evaluate.seeds) >= 3
+    assert len(evaluation_tasks(gpu)) == gpu.ingest.folds * ((3 + 8) * len(gpu.evaluate.seeds) + 2)
 
 
 def test_comparison_networks_see_plain_rgb_and_the_2d_model_fewer_frames():
@@ -152,3 +154,79 @@ def test_comparison_networks_see_plain_rgb_and_the_2d_model_fewer_frames():
     assert streams == {"i3d": "rgb+diff", "r3d18": "rgb", "resnet2d50": "rgb"}
     full = EvaluateConfig(models=["i3d", "resnet2d50"], frames_2d=None, ablation={"frames": []})
     assert plan.settings(full, train)[1].frames == 14
+
+
+def test_every_network_task_is_repeated_per_seed_and_the_fan_out_carries_the_seed(repo_root):
+    from hypomimia.config import load_params
+    from hypomimia.pipeline_runner import apply_overrides
+    from hypomimia.stages.evaluate import task_from_json, task_json
+    from pipeline.pipeline import evaluation_tasks
+
+    train = TrainConfig(model={"frames": 14}, stride=4, seed=0)
+    cfg = EvaluateConfig(models=["i3d", "landmark_static"], ablation={"frames": [4], "designs": ["fixed_stride"]},
+                         seeds=[0, 1, 2])  # fmt: skip
+    tasks = plan.tasks(cfg, train, [0, 1])
+    nets = [t for t in tasks if t.setting.network]
+    assert {(t.setting.run_key, t.fold, t.seed) for t in nets} == {
+        (k, f, s) for k in ("i3d-f14-s4", "i3d-f4-s4") for f in (0, 1) for s in (0, 1, 2)
+    }
+    landmark = [t for t in tasks if not t.setting.network]
+    assert [t.seed for t in landmark] == [None, None]  # deterministic: once per fold
+    assert nets[0].folder == "i3d-f14-s4/seed0/fold0" and landmark[-1].folder == "landmark_static/fold1"
+    assert plan.train_config(nets[-1].setting, train, 1, None, nets[-1].seed).seed == 2
+    assert all(task_from_json(task_json(t)) == t for t in tasks)
+    with pytest.raises(ValueError, match="distinct"):
+        EvaluateConfig(seeds=[1, 1])
+
+    params = apply_overrides(load_params(repo_root / "params.yaml"), ["evaluate.seeds=[0,1]"])
+    fan_out = [json.loads(t) for t in evaluation_tasks(params)]
+    nets = [t for t in fan_out if t["setting"]["model"] in plan.NETWORKS]
+    assert {t["seed"] for t in nets} == {0, 1} and len(nets) == 2 * len(
+        {(json.dumps(t["setting"]), t["fold"]) for t in nets}
+    )
+    assert {t["seed"] for t in fan_out if t not in nets} == {None}
+
+
+def _miscalibrated(shift: float, sharpen: float, n: int = 400, folds: int = 4):
+    """Subjects whose true P(PD) is sigmoid(z); the model reports sigmoid(sharpen * z + shift)."""
+    rng = np.random.default_rng(0)
+    z = rng.normal(0, 1.5, n)
+    y = (rng.uniform(size=n) < 1 / (1 + np.exp(-z))).astype(int)
+    table = pd.DataFrame({"subject_id": [f"s{i}" for i in range(n)], "label": y,
+                          "p": 1 / (1 + np.exp(-(sharpen * z + shift)))})  # fmt: skip
+    return table, {f"s{i}": i % folds for i in range(n)}
+
+
+def test_cross_fitted_calibration_reduces_the_pooled_ece_of_a_miscalibrated_model():
+    over, fold_of = _miscalibrated(shift=0.0, sharpen=3.0)  # overconfident: a temperature fixes it
+    t = calibration.summary(over, fold_of, "temperature")
+    assert (
+        t["ece_before"] > 0.1
+        and t["ece_after"] < t["ece_before"] / 2
+        and t["brier_after"] < t["brier_before"]
+    )
+    assert len(t["folds"]) == 4 and all(f["subjects_fitted"] == 300 for f in t["folds"])
+    assert 2.0 < t["all_folds"]["temperature"] < 4.5  # the true temperature is 3
+    shifted, fold_of = _miscalibrated(shift=1.5, sharpen=1.0)  # a wrong base rate: only Platt moves it
+    pl = calibration.summary(shifted, fold_of, "platt")
+    assert pl["ece_after"] < pl["ece_before"] / 2 and pl["all_folds"]["intercept"] < -1.0
+    # cross-fitting: fold 0's subjects are mapped by the fit on folds 1-3 only
+    after, per_fold = calibration.cross_fit(over, fold_of, "temperature")
+    rest = over[[fold_of[s] != 0 for s in over["subject_id"]]]
+    fitted = calibration.fit(rest["p"].to_numpy(), rest["label"].to_numpy(), "temperature")
+    assert per_fold[0]["temperature"] == pytest.approx(fitted["temperature"])
+    one = calibration.summary(over, dict.fromkeys(fold_of, 0), "temperature")
+    assert math.isnan(one["ece_after"]) and "two" in one["note"]
+    assert calibration.summary(over, fold_of, "none")["ece_after"] == t["ece_before"]
+
+
+def test_the_gate_reports_each_seeds_own_verdict_and_can_require_agreement():
+    seeds = [{"seed": 0, "auroc": 0.85, "auroc_ci95": (0.72, 0.95)},
+             {"seed": 1, "auroc": 0.70, "auroc_ci95": (0.50, 0.86)}]  # fmt: skip
+    ens = blessing.Candidate("i3d", 0.82, (0.71, 0.93), "d1", "2", seeds=seeds)
+    d = blessing.decide(BlessingConfig(min_auroc_lower_ci=0.7), ens, None)
+    assert d.blessed and d.extra["seed_agreement"] == 0.5  # decided on the ensemble; agreement reported
+    assert d.extra["seeds_passing_floor"] == {"0": True, "1": False} and "seed 1 fails" in d.reason
+    strict = blessing.decide(BlessingConfig(min_auroc_lower_ci=0.7, min_seed_agreement=1.0), ens, None)
+    assert not strict.blessed and "seed_agreement" in strict.reason
+    assert blessing.decide(BlessingConfig(), _candidate(0.9, 0.75), None).extra["seeds_passing_floor"] == {}

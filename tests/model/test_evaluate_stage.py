@@ -9,6 +9,7 @@ stage again: finished tasks are not fitted again).
 import json
 import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -16,7 +17,7 @@ from typer.testing import CliRunner
 from hypomimia.cli import _app
 from hypomimia.config.evaluate import EvaluateConfig
 from hypomimia.errors import UserError
-from hypomimia.evaluation import registry
+from hypomimia.evaluation import registry, report
 from hypomimia.lineage import audit
 from hypomimia.stages import evaluate as stage
 from hypomimia.stages import train as train_stage
@@ -69,7 +70,7 @@ def test_every_setting_is_scored_on_the_same_subjects_with_standard_json(world):
     assert [c["b"] for c in ev["comparisons"]] == ["landmark_static", "landmark_dynamic"]
     assert all("delong_p_holm" in c and "bootstrap_p_holm" in c for c in ev["comparisons"])
     assert {row["design"] for row in ev["ablation"]} == {"fixed_stride", "fixed_duration"}
-    reused = json.loads((r.out_dir / "runs" / "i3d-f8-s2" / "fold0" / "task.json").read_text())
+    reused = json.loads((r.out_dir / "runs" / "i3d-f8-s2" / "seed0" / "fold0" / "task.json").read_text())
     assert reused["source"] == "reused train"  # the trained challenger is its own fold-0 run
     assert all((r.out_dir / f).is_file() for f in ev["figures"]) and len(ev["figures"]) == 3
     assert "## Paired comparisons" in r.report_path.read_text()
@@ -80,9 +81,62 @@ def test_every_setting_is_scored_on_the_same_subjects_with_standard_json(world):
     assert {"git.commit", "params.hash", "data.tubes_digest", "folds.digest"} <= set(parent.data.tags)
     children = c.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{r.run_id}'")
     assert len(children) == 5 * 2 and {ch.info.run_name for ch in children} >= {
-        "i3d fold0",
+        "i3d fold0 seed0",
         "landmark_static fold1",
     }
+
+
+def test_seeds_give_per_seed_rows_and_the_gate_decides_on_their_ensemble(world):
+    """evaluate.seeds [0, 1]: every network task once per seed (the challenger is seed 0 of fold 0), a
+    row per seed, their mean and SD, the ensemble (mean probability per subject) as the setting's numbers,
+    the paired tests and the gate on the ensemble, and the cross-fitted calibration beside."""
+    out = world["root"] / "evaluate_seeds"
+    shutil.copytree(world["root"] / "evaluate" / "runs", out / "runs", dirs_exist_ok=True)  # seed 0 is fitted
+    cfg = EvaluateConfig(
+        models=["i3d", "landmark_static"], folds=[0, 1], ablation={"frames": []}, seeds=[0, 1], bootstrap=200,
+        blessing={"min_auroc_lower_ci": 0.0, "min_seed_agreement": 1.0},
+    )  # fmt: skip
+    r = stage.run(cfg, world["train"], world["tubes"], world["ingest"], out, model_dir=world["root"] / "train", tracking_uri="off")  # fmt: skip
+    ev = json.loads(r.evaluation_path.read_text(), parse_constant=lambda c: pytest.fail(f"bare {c} in JSON"))
+    runs = out / "runs" / "i3d-f8-s2"
+    source = {(s, k): json.loads((runs / f"seed{s}" / f"fold{k}" / "task.json").read_text())["source"]
+              for s in (0, 1) for k in (0, 1)}  # fmt: skip
+    assert source[(0, 0)] == "reused train" and source[(1, 0)] == source[(1, 1)] == "trained"
+    assert (out / "runs" / "landmark_static" / "fold0" / "task.json").is_file()  # deterministic: fitted once
+    assert ev["settings"]["landmark_static"]["seeds"] is None
+
+    i3d = ev["settings"]["i3d"]
+    rows = i3d["seeds"]["per_seed"]
+    assert [row["seed"] for row in rows] == [0, 1] and all(len(row["folds"]) == 2 for row in rows)
+    aucs = [row["subject_auroc"] for row in rows]
+    assert i3d["seeds"]["auroc_mean"] == pytest.approx(np.mean(aucs))
+    assert i3d["seeds"]["auroc_sd"] == pytest.approx(np.std(aucs, ddof=1))
+    # the ensemble, recomputed by hand: per subject the mean of the two seeds' subject probabilities
+    per_seed = [
+        report.subject_table(pd.concat([pd.read_parquet(runs / f"seed{s}" / f"fold{k}" / stage.CLIPS) for k in (0, 1)]))
+        .set_index("subject_id") for s in (0, 1)
+    ]  # fmt: skip
+    p = (per_seed[0]["p"] + per_seed[1]["p"]) / 2
+    ensemble = report.auroc(per_seed[0]["label"].to_numpy(), p.loc[per_seed[0].index].to_numpy())
+    assert i3d["pooled"]["subject"]["auroc"] == pytest.approx(ensemble)
+    assert ev["comparisons"][0]["auroc_a"] == pytest.approx(ensemble)  # paired tests use the ensemble
+
+    b = r.decision  # the gate: the ensemble's CI, with each seed's own verdict beside
+    assert b["challenger"]["subject_auroc"] == pytest.approx(ensemble)
+    assert [s["seed"] for s in b["challenger"]["seeds"]] == [0, 1]
+    assert {c["name"] for c in b["checks"]} == {
+        "auroc_lower_ci_floor",
+        "not_worse_than_champion",
+        "seed_agreement",
+    }
+    assert b["extra"]["seed_agreement"] == 1.0 and r.blessed
+
+    cal = i3d["calibration"]
+    assert cal["method"] == "temperature" and [f["fold"] for f in cal["folds"]] == [0, 1]
+    assert cal["ece_before"] == pytest.approx(i3d["pooled"]["subject"]["ece"])
+    assert cal["ece_after"] is not None and 0 <= cal["ece_after"] <= 1
+    md = r.report_path.read_text()
+    assert "## Training seeds" in md and "**ensemble**" in md and "## Calibration" in md
 
 
 def test_evaluation_fails_when_its_folds_differ_from_training(world, tmp_path):

@@ -56,6 +56,13 @@ class BlessingConfig(Section):
         le=1.0,
         description="blessed only if champion AUROC - challenger AUROC <= this, same folds",
     )
+    min_seed_agreement: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="fraction of evaluate.seeds whose own pooled AUROC CI lower bound must pass "
+        "min_auroc_lower_ci (0 = reported, not required; the gate decides on the seed ensemble)",
+    )
 
 
 class EvaluateConfig(Section):
@@ -70,6 +77,14 @@ class EvaluateConfig(Section):
         "i3d", description="the challenger's recipe: compared against every other model"
     )
     folds: list[int] = Field(default_factory=list, description="test folds to evaluate (empty = every fold)")
+    seeds: list[int] = Field(
+        default_factory=lambda: [0],
+        min_length=1,
+        description="train.seed of every network setting: each (setting, fold, seed) is trained once; the "
+        "report pools each seed, and the seed ensemble (mean probability per subject) is what is compared "
+        "and gated. Landmark baselines are deterministic and fit once. Include train.seed so the trained "
+        "challenger is reused as its own run",
+    )
     epochs: int | None = Field(
         None, ge=1, le=500, description="epochs of every network trained here (null = train.epochs)"
     )
@@ -93,6 +108,12 @@ class EvaluateConfig(Section):
     calibration_bins: int = Field(
         5, ge=2, le=50, description="bins of the reliability curves (subject level)"
     )
+    calibration: Literal["temperature", "platt", "none"] = Field(
+        "temperature",
+        description="recalibration of the pooled subject probabilities, cross-fitted over the folds (fold k's "
+        "subjects mapped by a fit on the other folds' held-out subjects): temperature (1 parameter) or "
+        "platt (slope + intercept); reported as subject ECE before and after",
+    )
     age_bands: list[int] = Field(
         default_factory=lambda: [50, 60, 70], description="age band edges for the slices (manifest `age`)"
     )
@@ -103,6 +124,12 @@ class EvaluateConfig(Section):
     )
     experiment: str = Field("hypomimia-evaluate", description="MLflow experiment of the evaluation runs")
     seed: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _seeds_unique(self):
+        if len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
+            raise ValueError(f"seeds must be distinct non-negative integers, got {self.seeds}")
+        return self
 
     @model_validator(mode="after")
     def _reference_is_compared(self):

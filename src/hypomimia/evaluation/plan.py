@@ -1,9 +1,13 @@
-"""What gets trained on which fold: models and temporal settings, each a list of (setting, fold) tasks.
+"""What gets trained on which fold: models and temporal settings, each a list of (setting, fold, seed) tasks.
 
 Every setting is evaluated on the same test folds of one fold assignment (ingest's folds.parquet),
 so any two settings are paired subject by subject. A setting's runs are keyed by what changes the
 result (model, frames, stride): the ablation's "14 frames, fixed stride" point *is* the reference
 model, trained once and reported under both names.
+
+Network settings are trained once per ``evaluate.seeds`` (the training seed), on the same folds, so
+the report can show how much of a result is the seed's; landmark baselines (scikit-learn, deterministic)
+are fitted once. A task is (setting, fold, seed), seed ``None`` for a landmark baseline.
 """
 
 from __future__ import annotations
@@ -69,9 +73,11 @@ def settings(cfg: EvaluateConfig, train: TrainConfig) -> list[Setting]:
     return out
 
 
-def train_config(setting: Setting, train: TrainConfig, fold: int, epochs: int | None) -> TrainConfig:
-    """The train params of one network task: the shipped ones with the setting, fold and epochs applied;
-    nothing registered (evaluation runs are measurements, not candidates)."""
+def train_config(
+    setting: Setting, train: TrainConfig, fold: int, epochs: int | None, seed: int | None = None
+) -> TrainConfig:
+    """The train params of one network task: the shipped ones with the setting, fold, epochs and seed
+    (``None`` = train.seed) applied; nothing registered (evaluation runs are measurements, not candidates)."""
     # The frame-difference stream is part of the I3D recipe; the comparison networks see plain RGB.
     stream = train.model.stream if setting.model == "i3d" else "rgb"
     model = train.model.model_copy(update={"arch": setting.model, "frames": setting.frames, "stream": stream})
@@ -79,6 +85,7 @@ def train_config(setting: Setting, train: TrainConfig, fold: int, epochs: int | 
         "model": model,
         "stride": setting.stride,
         "fold": fold,
+        "seed": train.seed if seed is None else seed,
         "registered_model": "",
         "log_model": False,
     }
@@ -124,18 +131,27 @@ def folds_digest(folds: pd.DataFrame) -> str:
 class Task:
     setting: Setting
     fold: int
+    seed: int | None = None  # the network's train.seed; None for a (deterministic) landmark baseline
 
     @property
     def folder(self) -> str:
-        return f"{self.setting.run_key}/fold{self.fold}"
+        if self.seed is None:
+            return f"{self.setting.run_key}/fold{self.fold}"
+        return f"{self.setting.run_key}/seed{self.seed}/fold{self.fold}"
+
+
+def seeds_of(setting: Setting, cfg: EvaluateConfig) -> list[int | None]:
+    """The training seeds a setting is run with: every evaluate.seeds for a network, one fit otherwise."""
+    return list(cfg.seeds) if setting.network else [None]
 
 
 def tasks(cfg: EvaluateConfig, train: TrainConfig, folds: list[int]) -> list[Task]:
-    """One task per distinct (run key, fold), in a stable order."""
+    """One task per distinct (run key, fold, seed), in a stable order (seed-major within a setting)."""
     seen, out = set(), []
     for s in settings(cfg, train):
-        for k in folds:
-            if (s.run_key, k) not in seen:
-                seen.add((s.run_key, k))
-                out.append(Task(s, k))
+        for seed in seeds_of(s, cfg):
+            for k in folds:
+                if (s.run_key, k, seed) not in seen:
+                    seen.add((s.run_key, k, seed))
+                    out.append(Task(s, k, seed))
     return out

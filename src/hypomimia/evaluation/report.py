@@ -169,21 +169,24 @@ def markdown(ev: dict) -> str:
     lines = ["# Evaluation", "", f"Folds {ev['folds']} of repeat {ev['repeat']} (folds digest `{ev['folds_digest']}`), "
              f"{ev['subjects']} held-out subjects, pooled over folds; 95% subject-bootstrap CIs "
              f"({ev['bootstrap']} resamples). Every setting was scored on the same subjects.", "",
-             "## Models", "", "| model | subject AUROC | 95% CI | balanced acc. | 95% CI | ECE | per fold |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+             _seeds_sentence(ev), "",
+             "## Models", "", "| model | subject AUROC | 95% CI | balanced acc. | 95% CI | ECE | per fold | per seed: mean ± SD |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for name, r in ev["settings"].items():
         if r["setting"]["design"] is not None:
             continue
         s = r["pooled"]["subject"]
         folds = ", ".join(_f(f["subject_auroc"], 2) for f in r["folds"])
         lines.append(f"| {name} | {_f(s['auroc'])} | {_ci(s['auroc_ci95'])} | {_f(s['balanced_accuracy'])} | "
-                     f"{_ci(s['balanced_accuracy_ci95'])} | {_f(s['ece'])} | {folds} |")  # fmt: skip
+                     f"{_ci(s['balanced_accuracy_ci95'])} | {_f(s['ece'])} | {folds} | {_seed_cell(r.get('seeds'))} |")  # fmt: skip
+    lines += _seed_lines(ev) + _calibration_lines(ev)
     for title, key in (("Paired comparisons (the reference against each model)", "comparisons"),
                        ("Temporal ablation against the shipped frame count", "ablation_comparisons")):  # fmt: skip
         rows = ev.get(key) or []
         if not rows:
             continue
         corr = ev["correction"]
-        lines += ["", f"## {title}", "", f"DeLong's test and a paired subject bootstrap; p-values {corr}-corrected over the table.", "",
+        lines += ["", f"## {title}", "", f"DeLong's test and a paired subject bootstrap; p-values {corr}-corrected over the table. "
+                  f"Networks enter as their seed ensemble (seeds {ev.get('seeds', [])}).", "",
                   f"| A | B | AUROC A | AUROC B | A - B | 95% CI | DeLong p ({corr}) | bootstrap p ({corr}) | significant |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for c in rows:
             lines.append(f"| {c['a']} | {c['b']} | {_f(c['auroc_a'])} | {_f(c['auroc_b'])} | {_f(c['difference'])} | "
@@ -221,8 +224,73 @@ def markdown(ev: dict) -> str:
             f"**{'BLESSED' if b['blessed'] else 'NOT BLESSED'}** -- {b['reason']}",
             "",
         ]
+        agree = (b.get("extra") or {}).get("seeds_passing_floor") or {}
+        if agree:
+            lines += [
+                "Decided on the seed ensemble. Each seed's own decision on the floor: "
+                + ", ".join(f"seed {k} {'passes' if v else 'fails'}" for k, v in agree.items())
+                + f" (agreement {_f(b['extra'].get('seed_agreement'), 2)}).",
+                "",
+            ]
     lines += ["", "Figures: " + ", ".join(f"`figures/{Path(f).name}`" for f in ev.get("figures", []))]
     return "\n".join(lines) + "\n"
+
+
+def _seeds_sentence(ev: dict) -> str:
+    seeds = ev.get("seeds") or []
+    return (
+        f"Networks were trained once per seed {seeds} on the same folds; every network row is the seed "
+        "ensemble (per subject, the mean of the seeds' probabilities). Landmark baselines are deterministic "
+        "and fitted once."
+    )
+
+
+def _seed_cell(seeds: dict | None) -> str:
+    if not seeds:
+        return "deterministic"
+    each = ", ".join(_f(r["subject_auroc"], 2) for r in seeds["per_seed"])
+    return f"{each} ({_f(seeds['auroc_mean'])} ± {_f(seeds['auroc_sd'])})"
+
+
+def _seed_lines(ev: dict) -> list[str]:
+    rows = [(n, r) for n, r in ev["settings"].items() if r.get("seeds") and r["setting"]["design"] is None]
+    if not rows:
+        return []
+    out = ["", "## Training seeds", "",
+           "Each seed's own pooled subject AUROC (the subject bootstrap holds the trained models fixed, so "
+           "only these rows show the training variability), then the seed ensemble.", "",
+           "| model | seed | subject AUROC | 95% CI | per fold | ECE |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for name, r in rows:
+        for row in r["seeds"]["per_seed"]:
+            folds = ", ".join(_f(f["subject_auroc"], 2) for f in row["folds"])
+            out.append(f"| {name} | {row['seed']} | {_f(row['subject_auroc'])} | {_ci(row['auroc_ci95'])} | "
+                       f"{folds} | {_f(row['ece_before'])} |")  # fmt: skip
+        sd = r["seeds"]
+        out.append(f"| {name} | mean ± SD | {_f(sd['auroc_mean'])} ± {_f(sd['auroc_sd'])} | | | |")
+        s = r["pooled"]["subject"]
+        folds = ", ".join(_f(f["subject_auroc"], 2) for f in r["folds"])
+        out.append(
+            f"| {name} | **ensemble** | {_f(s['auroc'])} | {_ci(s['auroc_ci95'])} | {folds} | {_f(s['ece'])} |"
+        )
+    return out
+
+
+def _calibration_lines(ev: dict) -> list[str]:
+    rows = [
+        (n, r) for n, r in ev["settings"].items() if r.get("calibration") and r["setting"]["design"] is None
+    ]
+    if not rows or ev.get("calibration") == "none":
+        return []
+    out = ["", "## Calibration (subject level, pooled, cross-fitted)", "",
+           f"Method `{ev.get('calibration')}`: fold k's subjects are mapped by a fit on the other folds' held-out "
+           "subjects; each run's own validation-fold temperature is the 'before'.", "",
+           "| model | ECE before | ECE after | Brier before | Brier after | map fitted on every fold |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for name, r in rows:
+        c = r["calibration"]
+        fitted = ", ".join(f"{k} {_f(v)}" for k, v in c["all_folds"].items())
+        out.append(f"| {name} | {_f(c['ece_before'])} | {_f(c['ece_after'])} | {_f(c['brier_before'])} | "
+                   f"{_f(c['brier_after'])} | {fitted} |")  # fmt: skip
+    return out
 
 
 # --- figures -----------------------------------------------------------------------------------

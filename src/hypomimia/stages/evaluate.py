@@ -1,11 +1,12 @@
 """Stage `evaluate`: every model and temporal setting on the same subject-grouped folds, paired
 statistics, a report, and the blessing decision for the trained challenger.
 
-    plan (evaluation/plan.py) -> fit each (setting, fold) task -> gather: pool folds per setting,
-    compare paired, slice, figures, bless, log to MLflow (parent run + one child per task)
+    plan (evaluation/plan.py) -> fit each (setting, fold, seed) task -> gather: pool folds per
+    setting and seed, average the seeds (the seed ensemble), compare paired, recalibrate (cross-fitted),
+    slice, figures, bless the ensemble, log to MLflow (parent run + one child per task)
 
 On one machine :func:`run` fits the tasks one after another; the KFP DAG fans them out
-(``components/evaluate.py``: one ``evaluate-fit`` task per (setting, fold), then ``evaluate``
+(``components/evaluate.py``: one ``evaluate-fit`` task per (setting, fold, seed), then ``evaluate``
 gathers). A task's folder holds ``task.json`` and ``test_clips.parquet`` (held-out clips with the
 run's calibrated margin); a finished task with the same ``task.json`` is not fitted again.
 
@@ -31,8 +32,9 @@ from hypomimia.config.evaluate import EvaluateConfig
 from hypomimia.config.train import TrainConfig
 from hypomimia.data.artifacts import read_stage_table
 from hypomimia.errors import UserError
-from hypomimia.evaluation import blessing, landmarks, plan, report
+from hypomimia.evaluation import blessing, calibration, landmarks, plan, report
 from hypomimia.evaluation.plan import Setting, Task
+from hypomimia.learning.metrics import auroc, bootstrap_ci, with_probability
 from hypomimia.lineage.provenance import params_sha256
 
 log = logging.getLogger(__name__)
@@ -70,11 +72,17 @@ def _videos(tubes_dir: Path, folds: pd.DataFrame) -> pd.DataFrame:
 
 def task_spec(task: Task, cfg: EvaluateConfig, train: TrainConfig) -> dict:
     """What determines a task's result (its folder is reused only when this is unchanged)."""
-    spec = {"setting": task.setting.to_dict(), "fold": task.fold, "repeat": train.repeat}
+    spec = {
+        "setting": task.setting.to_dict(),
+        "fold": task.fold,
+        "task_seed": task.seed,
+        "repeat": train.repeat,
+    }
     if task.setting.network:
         from hypomimia.learning.training import config_fingerprint
 
-        spec["train"] = config_fingerprint(plan.train_config(task.setting, train, task.fold, cfg.epochs))
+        tcfg = plan.train_config(task.setting, train, task.fold, cfg.epochs, task.seed)
+        spec["train"] = config_fingerprint(tcfg)
     else:
         spec["landmarks"] = cfg.landmarks.model_dump()
         spec["seed"] = cfg.seed
@@ -125,12 +133,13 @@ def fit(
     frame_cache: Path | None = None,
     into: Path | None = None,
 ) -> Path:
-    """Fit one (setting, fold) task into ``runs_dir/<run key>/fold<k>`` (or ``into``); return that folder."""
+    """Fit one (setting, fold, seed) task into ``runs_dir/<run key>[/seed<s>]/fold<k>`` (or ``into``);
+    return that folder."""
     run_dir = Path(into) if into is not None else Path(runs_dir) / task.folder
     spec = task_spec(task, cfg, train)
     done = run_dir / "task.json"
     if done.is_file() and (run_dir / CLIPS).is_file() and json.loads(done.read_text()).get("spec") == spec:
-        log.info("evaluate: %s fold %d already fitted", task.setting.name, task.fold)
+        log.info("evaluate: %s fold %d seed %s already fitted", task.setting.name, task.fold, task.seed)
         return run_dir
     if run_dir.exists():
         shutil.rmtree(run_dir)
@@ -140,7 +149,7 @@ def fit(
         from hypomimia.learning.crossval import load_run
         from hypomimia.stages import train as train_stage
 
-        tcfg = plan.train_config(task.setting, train, task.fold, cfg.epochs)
+        tcfg = plan.train_config(task.setting, train, task.fold, cfg.epochs, task.seed)
         donor = _donor(tcfg, [Path(d) for d in donors if d])
         if donor is not None:
             source = f"reused {donor.name}"
@@ -151,7 +160,7 @@ def fit(
             if frame_cache is not None:  # one unpacked copy of the tubes for every run
                 Path(frame_cache).mkdir(parents=True, exist_ok=True)
                 (run_dir / "frame_cache").symlink_to(Path(frame_cache).resolve(), target_is_directory=True)
-            log.info("evaluate: training %s on fold %d", task.setting.name, task.fold)
+            log.info("evaluate: training %s on fold %d, seed %d", task.setting.name, task.fold, task.seed)
             train_stage.run(tcfg, tubes_dir, ingest_dir, run_dir, tracking_uri="off", resume=False)
             clips, _ = load_run(run_dir)
             for extra in ("checkpoints", "frame_cache"):  # keep the outputs lean (DVC caches them)
@@ -178,11 +187,14 @@ def fit(
 def task_from_json(text: str) -> Task:
     """A task of :func:`plan.tasks` from its JSON (the KFP fan-out passes tasks as strings)."""
     d = json.loads(text)
-    return Task(Setting(**d["setting"]), int(d["fold"]))
+    seed = d.get("seed")
+    return Task(Setting(**d["setting"]), int(d["fold"]), None if seed is None else int(seed))
 
 
 def task_json(task: Task) -> str:
-    return json.dumps({"setting": task.setting.to_dict(), "fold": task.fold}, sort_keys=True)
+    return json.dumps(
+        {"setting": task.setting.to_dict(), "fold": task.fold, "seed": task.seed}, sort_keys=True
+    )
 
 
 # --- the whole stage ---------------------------------------------------------------------------
@@ -221,7 +233,7 @@ def run(
     reuse: list[Path] = (),
     tracking_uri: str | None = None,
 ) -> EvaluateResult:
-    """Fit every (setting, fold) task, then :func:`gather`. ``model_dir``: the trained challenger
+    """Fit every (setting, fold, seed) task, then :func:`gather`. ``model_dir``: the trained challenger
     (its fold's reference run is reused when its params match); ``reuse``: more train folders to reuse."""
     tubes_dir, ingest_dir, out_dir = Path(tubes_dir), Path(ingest_dir), Path(out_dir)
     t0 = time.perf_counter()
@@ -243,7 +255,10 @@ def run(
     return result
 
 
-def _load_runs(run_dirs: list[Path], expected: dict[int, set[str]]) -> dict[tuple[str, int], pd.DataFrame]:
+def _load_runs(
+    run_dirs: list[Path], expected: dict[int, set[str]]
+) -> dict[tuple[str, int | None, int], pd.DataFrame]:
+    """(run key, seed, fold) -> held-out clips of every task folder, each checked against its fold."""
     out = {}
     for d in run_dirs:
         d = Path(d)
@@ -267,7 +282,7 @@ def _load_runs(run_dirs: list[Path], expected: dict[int, set[str]]) -> dict[tupl
                 f"(missing {missing}, unexpected {extra}): the comparison would not be paired",
                 "fit every task from the same ingest folds.parquet (delete the stale run folder and re-run)",
             )
-        out[(s.run_key, fold)] = clips
+        out[(s.run_key, spec.get("task_seed"), fold)] = clips
     return out
 
 
@@ -290,9 +305,10 @@ def _ablation_rows(ev_settings: dict, train: TrainConfig) -> list[dict]:
         s = r["setting"]
         if s["design"] is None:
             continue
-        sub = r["pooled"]["subject"]
+        sub, seeds = r["pooled"]["subject"], r.get("seeds") or {}
         rows.append({"setting": name, "design": s["design"], "frames": s["frames"], "stride": s["stride"],
-                     "span": (s["frames"] - 1) * s["stride"] + 1, "auroc": sub["auroc"], "auroc_ci95": sub["auroc_ci95"]})  # fmt: skip
+                     "span": (s["frames"] - 1) * s["stride"] + 1, "auroc": sub["auroc"], "auroc_ci95": sub["auroc_ci95"],
+                     "seed_auroc_sd": seeds.get("auroc_sd", float("nan"))})  # fmt: skip
     return sorted(rows, key=lambda r: (r["design"], r["frames"]))
 
 
@@ -313,6 +329,68 @@ def _ablation_verdict(rows: list[dict], comparisons: list[dict], shipped: int) -
         verdict = (f"no frame count differs significantly from the shipped {shipped} frames after correction: "
                    f"the curve cannot pick one on these subjects; params.yaml keeps train.model.frames = {shipped}")  # fmt: skip
     return "; ".join(parts) + ". " + verdict + "."
+
+
+def ensemble_clips(per_seed: list[pd.DataFrame]) -> pd.DataFrame:
+    """One clip table from the same held-out clips scored by several seeds' models: each clip's margin
+    is the logit of the mean of the seeds' probabilities (one seed: unchanged). Clips are matched by
+    video and position (evaluation clips are evenly spaced, so every seed scores the same clips)."""
+    if len(per_seed) == 1:
+        return per_seed[0]
+    counts = {tuple(c.groupby("video_id").size().sort_index().items()) for c in per_seed}
+    if len(counts) != 1:
+        raise UserError(
+            "the seeds' runs scored different clips of the same videos: their ensemble is undefined",
+            "fit every seed with the same train.eval_clips_per_video (delete the stale run folders and re-run)",
+        )
+    parts = [with_probability(c).assign(clip=lambda d: d.groupby("video_id").cumcount()) for c in per_seed]
+    mean = (
+        pd.concat(parts, ignore_index=True)
+        .groupby(["video_id", "clip"], sort=True)
+        .agg(subject_id=("subject_id", "first"), label=("label", "first"), p=("p", "mean"))
+        .reset_index()
+    )
+    p = mean["p"].clip(1e-12, 1 - 1e-12)
+    return mean.assign(margin=np.log(p / (1 - p)))[["video_id", "subject_id", "label", "margin"]]
+
+
+def _seed_summary(
+    s: Setting, by_seed: dict, wanted: list[int], fold_of: dict[str, int], cfg: EvaluateConfig
+) -> dict:
+    """Per training seed: its own pooled subject AUROC (95% CI), per-fold AUROCs and calibration; the
+    mean and SD over seeds. The ensemble's numbers are the setting's ``pooled``."""
+    rows = []
+    for seed, fold_clips in by_seed.items():
+        t = report.subject_table(pd.concat(fold_clips, ignore_index=True))
+        y, p = t["label"].to_numpy(int), t["p"].to_numpy(float)
+        cal = calibration.summary(t, fold_of, cfg.calibration)
+        rows.append(
+            {
+                "seed": seed,
+                "subject_auroc": auroc(y, p),
+                "auroc_ci95": bootstrap_ci(t, auroc, cfg.bootstrap, cfg.seed),
+                "folds": [
+                    {"fold": k, "subject_auroc": auroc(*_yp(report.subject_table(c)))}
+                    for k, c in zip(wanted, fold_clips, strict=True)
+                ],
+                "ece_before": cal["ece_before"],
+                "ece_after": cal["ece_after"],
+            }
+        )
+    aucs = np.array([r["subject_auroc"] for r in rows], float)
+    finite = aucs[np.isfinite(aucs)]
+    return {
+        "seeds": list(by_seed),
+        "per_seed": rows,
+        "auroc_mean": float(finite.mean()) if len(finite) else float("nan"),
+        "auroc_sd": float(finite.std(ddof=1)) if len(finite) > 1 else float("nan"),
+        "auroc_range": [float(finite.min()), float(finite.max())] if len(finite) else [float("nan")] * 2,
+        "ensemble": "per subject, the mean of the seeds' probabilities; its metrics are this setting's 'pooled'",
+    }
+
+
+def _yp(t: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    return t["label"].to_numpy(int), t["p"].to_numpy(float)
 
 
 def gather(
@@ -338,31 +416,35 @@ def gather(
     runs = _load_runs(run_dirs, expected)
     digest = plan.folds_digest(folds)
 
+    fold_of = {sid: k for k, subjects in expected.items() for sid in subjects}
     ev_settings, tables, pooled_clips = {}, {}, {}
     for s in plan.settings(cfg, train):
-        missing = [k for k in wanted if (s.run_key, k) not in runs]
+        seeds = plan.seeds_of(s, cfg)
+        missing = [(seed, k) for seed in seeds for k in wanted if (s.run_key, seed, k) not in runs]
         if missing:
-            raise UserError(f"setting {s.name} has no run for folds {missing}", "re-run 'hypomimia evaluate'")
-        clips = pd.concat([runs[(s.run_key, k)] for k in wanted], ignore_index=True)
-        per_fold = []
-        for k in wanted:
-            t = report.subject_table(runs[(s.run_key, k)])
-            per_fold.append(
-                {
-                    "fold": k,
-                    "subjects": len(t),
-                    "subject_auroc": report.auroc(t["label"].to_numpy(), t["p"].to_numpy()),
-                }
+            raise UserError(
+                f"setting {s.name} has no run for (seed, fold) {missing}", "re-run 'hypomimia evaluate'"
             )
+        by_seed = {seed: [runs[(s.run_key, seed, k)] for k in wanted] for seed in seeds}
+        # The seed ensemble: per clip (so per video and subject), the mean of the seeds' probabilities.
+        per_fold_clips = [ensemble_clips([by_seed[seed][i] for seed in seeds]) for i in range(len(wanted))]
+        clips = pd.concat(per_fold_clips, ignore_index=True)
+        per_fold = [
+            {"fold": k, "subjects": len(t), "subject_auroc": report.auroc(t["label"].to_numpy(), t["p"].to_numpy())}
+            for k, t in zip(wanted, (report.subject_table(c) for c in per_fold_clips), strict=True)
+        ]  # fmt: skip
+        table = report.subject_table(clips)
         ev_settings[s.name] = {
             "setting": s.to_dict(),
-            "runs": [f"runs/{s.run_key}/fold{k}" for k in wanted],
+            "runs": [f"runs/{plan.Task(s, k, seed).folder}" for seed in seeds for k in wanted],
             "folds": per_fold,
             "pooled": report.pooled(
                 clips, n_bootstrap=cfg.bootstrap, seed=cfg.seed, bins=cfg.calibration_bins
             ),
+            "seeds": _seed_summary(s, by_seed, wanted, fold_of, cfg) if s.network else None,
+            "calibration": calibration.summary(table, fold_of, cfg.calibration),
         }
-        tables[s.name], pooled_clips[s.name] = report.subject_table(clips), clips
+        tables[s.name], pooled_clips[s.name] = table, clips
 
     ref = cfg.reference
     kw = {"n_bootstrap": cfg.bootstrap, "seed": cfg.seed, "method": cfg.correction, "alpha": cfg.alpha}
@@ -381,6 +463,11 @@ def gather(
         "folds_digest": digest,
         "subjects": int(sum(len(v) for v in expected.values())),
         "bootstrap": cfg.bootstrap,
+        "seeds": list(cfg.seeds),
+        "ensemble": "networks: every number of a setting (pooled, folds, comparisons, slices, the blessing) is "
+        "its seed ensemble, per subject the mean of the evaluate.seeds runs' probabilities; per-seed results "
+        "under settings.<name>.seeds",
+        "calibration": cfg.calibration,
         "correction": cfg.correction,
         "alpha": cfg.alpha,
         "settings": ev_settings,
@@ -419,7 +506,12 @@ def gather(
         version = registry.version_of_run(c, name, run_id)
         rec = registry.champion(c, name)
         champ = blessing.Champion(rec.version, rec.subject_auroc, rec.folds_digest) if rec else None
-    candidate = blessing.Candidate(ref, sub["auroc"], tuple(sub["auroc_ci95"]), digest, version)
+    ref_seeds = ev_settings[ref]["seeds"] or {}
+    candidate = blessing.Candidate(
+        ref, sub["auroc"], tuple(sub["auroc_ci95"]), digest, version,
+        seeds=[{"seed": r["seed"], "auroc": r["subject_auroc"], "auroc_ci95": tuple(r["auroc_ci95"])}
+               for r in ref_seeds.get("per_seed", [])],
+    )  # fmt: skip
     decision = blessing.decide(cfg.blessing, candidate, champ, model=name)
     decision.evidence = str(out_dir / "evaluation.json")
     ev["blessing"] = decision.to_dict()
@@ -454,7 +546,7 @@ def _log_mlflow(
     uri: str | None,
 ) -> str:
     """One parent run (tags: git commit, params hash, data version, folds digest) and a child run per
-    (setting, fold) named '<setting> fold<k>'."""
+    task: '<setting> fold<k>' (landmark baselines) or '<setting> fold<k> seed<s>' (networks)."""
     import mlflow
 
     from hypomimia.learning import mlflow_runs
@@ -470,22 +562,31 @@ def _log_mlflow(
     ) as parent:
         mlflow.log_params({"reference": cfg.reference, "folds": str(ev["folds"]), "models": ",".join(cfg.models),
                            "ablation.frames": str(cfg.ablation.frames), "ablation.designs": ",".join(cfg.ablation.designs),
-                           "bootstrap": cfg.bootstrap, "correction": cfg.correction})  # fmt: skip
+                           "bootstrap": cfg.bootstrap, "correction": cfg.correction,
+                           "seeds": str(list(cfg.seeds)), "calibration": cfg.calibration})  # fmt: skip
         for name, r in ev["settings"].items():
             s = r["pooled"]["subject"]
             key = name.replace("/", ".")
-            mlflow.log_metrics({f"{key}.subject_auroc": s["auroc"]} if s["auroc"] == s["auroc"] else {})
-            for f in r["folds"]:
+            seeds = r.get("seeds") or {}
+            metrics = {f"{key}.subject_auroc": s["auroc"], f"{key}.seed_auroc_mean": seeds.get("auroc_mean"),
+                       f"{key}.seed_auroc_sd": seeds.get("auroc_sd"),
+                       **{f"{key}.seed{row['seed']}.subject_auroc": row["subject_auroc"] for row in seeds.get("per_seed", [])}}  # fmt: skip
+            mlflow.log_metrics({k: v for k, v in metrics.items() if v is not None and v == v})
+            subjects = {f["fold"]: f["subjects"] for f in r["folds"]}
+            # one child per task: (setting, fold) for a landmark baseline, (setting, fold, seed) for a network
+            children = [(None, f) for f in r["folds"]] if not seeds else [
+                (row["seed"], f) for row in seeds["per_seed"] for f in row["folds"]]  # fmt: skip
+            for seed, f in children:
                 st = r["setting"]
                 child_tags = {**tags, "hypomimia.setting": name, "hypomimia.model": st["model"],
-                              "hypomimia.fold": str(f["fold"]), "hypomimia.design": st["design"] or "shipped"}  # fmt: skip
-                with mlflow.start_run(
-                    experiment_id=exp, run_name=f"{name} fold{f['fold']}", nested=True, tags=child_tags
-                ):
+                              "hypomimia.fold": str(f["fold"]), "hypomimia.design": st["design"] or "shipped",
+                              **({} if seed is None else {"hypomimia.seed": str(seed)})}  # fmt: skip
+                run_name = f"{name} fold{f['fold']}" + ("" if seed is None else f" seed{seed}")
+                with mlflow.start_run(experiment_id=exp, run_name=run_name, nested=True, tags=child_tags):
                     mlflow.log_params({k: v for k, v in st.items() if v is not None})
                     if f["subject_auroc"] == f["subject_auroc"]:
                         mlflow.log_metric("test.subject_auroc", f["subject_auroc"])
-                    mlflow.log_metric("test.subjects", f["subjects"])
+                    mlflow.log_metric("test.subjects", subjects[f["fold"]])
         mlflow.set_tag("blessing.blessed", str(ev["blessing"]["blessed"]).lower())
         for p in ev.get("figures", []):
             mlflow.log_artifact(str(out_dir / p), artifact_path="figures")
