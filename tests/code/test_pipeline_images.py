@@ -32,3 +32,10 @@ def test_dockerignore_admits_only_what_the_images_need(repo_root):
             line for line in (repo_root / dockerfile).read_text().splitlines() if line.startswith("COPY")
         ]
         assert not [line for line in copies if "bench" in line], dockerfile
+        # every path a COPY takes from the build context must be let in, or the build fails
+        admitted = [line[1:].rstrip("/") for line in lines if line.startswith("!")]
+        for line in copies:
+            if "--from=" in line:
+                continue
+            for src in line.split()[1:-1]:
+                assert any(src == a or src.startswith(a + "/") for a in admitted), f"{dockerfile}: {line}"
