@@ -348,6 +348,121 @@ def run_population(out: Path, quick: bool, window_sizes: list[int], windows: int
     ]  # fmt: skip
 
 
+# -- issue 26: windows of 5 subjects x 4 clips, a model's outputs, occluded regions, lost videos ----------
+CLUSTERED = {"reference": 16, "pool": 12, "clips": 4, "subjects": 5, "windows": 40, "folds": 4}
+
+
+def _clustered_pool(folder: Path, render, folds: int = 2) -> tuple[pd.DataFrame, dict[str, int], Path, Path]:
+    from hypomimia.monitoring.window import batch_table, lost_counts
+    from hypomimia.stages import facetubes, ingest
+
+    manifest = folder / "data" / "manifest.csv"
+    if not manifest.is_file():
+        render(folder / "data")
+    if not (folder / "tubes" / "tubes.parquet").is_file():
+        ingest.run(IngestConfig(folds=folds, workers=1), manifest, folder / "ingest")
+        facetubes.run(FacetubesConfig(workers=2), folder / "ingest", folder / "tubes")
+    ing, tubes = folder / "ingest", folder / "tubes"
+    return batch_table(ing, tubes), lost_counts(ing, tubes), ing, tubes
+
+
+def clustered_rates(out: Path, sizes: dict = CLUSTERED, train: bool = True) -> dict:
+    """False alarms of same-distribution windows of ``subjects`` x ``clips`` (fresh subjects, one
+    reference with a model), and detection of occluded eyes / mouth on the same windows.
+
+    Pools, rendered once (cached under ``out/clustered``): ``reference`` (seed 10, ``reference``
+    subjects x ``clips`` smile clips, ingest with ``folds`` folds; a tiny model trained on it,
+    tests/helpers_train.tiny_train_config, 1 epoch), ``same`` (seed 11, ``pool`` fresh subjects x
+    ``clips``), and ``eyes`` / ``mouth``: ``same`` with phantom.camera.OCCLUSIONS painted over the
+    region and re-encoded. A window = ``subjects`` subjects drawn without replacement from the pool
+    (seeded, rng 26 + window index), all their clips; the occluded windows are the same subjects'
+    occluded clips. Each window runs ``drift.compare`` (with the window's and the reference's lost
+    counts) + ``decide``; the model's scores of every pool video are computed once and reused.
+    An alarm is any outcome but ``ok``."""
+    from hypomimia.monitoring.decision import decide
+    from hypomimia.monitoring.drift import compare
+    from hypomimia.phantom.camera import OCCLUSIONS, apply_to_folder
+    from hypomimia.stages import phantom
+
+    t0 = time.perf_counter()
+    root = out / "clustered"
+    ph = {"videos_per_subject": sizes["clips"], "tasks": ["smile"]}
+    ref_cfg = _phantom_cfg(subjects=sizes["reference"], seed=10, **ph)
+    same_cfg = _phantom_cfg(subjects=sizes["pool"], seed=11, **ph)
+    ref, ref_lost, ref_ing, ref_tubes = _clustered_pool(
+        root / "reference", lambda d: phantom.run(ref_cfg, d, progress=False), sizes["folds"]
+    )
+    pools = {"same": _clustered_pool(root / "same", lambda d: phantom.run(same_cfg, d, progress=False))}
+    for region in ("eyes", "mouth"):
+        pools[region] = _clustered_pool(
+            root / region,
+            lambda d, r=region: apply_to_folder(root / "same" / "data", d, OCCLUSIONS[r], fps=25),
+        )
+    t_pools = time.perf_counter() - t0
+    cfg = MonitorConfig()
+    model_reference = None
+    if train:
+        from hypomimia.monitoring.scoring import Scorer
+        from hypomimia.monitoring.window import heldout_folds, training_ids
+        from hypomimia.stages import train as train_stage
+        from tests.helpers_train import tiny_train_config
+
+        model = root / "train" / "model.pt"
+        if not model.is_file():
+            train_stage.run(tiny_train_config(epochs=1, bootstrap=20), ref_tubes, ref_ing, root / "train",
+                            tracking_uri="off")  # fmt: skip
+        scorer = Scorer.load(model, 2)
+        folds = training_ids(ref_ing)
+        held = set(folds.loc[folds["fold"].isin(heldout_folds(scorer.metadata, sizes["folds"])), "video_id"])
+        scored_ref = scorer.score(ref[ref["video_id"].isin(held)])[0]
+        model_reference = ref.drop(columns=["p_pd", "label"], errors="ignore").merge(
+            scored_ref[["video_id", "p_pd", "label", *[c for c in scored_ref if c.startswith("emb_")]]],
+            on="video_id", how="left",
+        )  # fmt: skip
+        same_scored = scorer.score(pools["same"][0])[0]
+    t_model = time.perf_counter() - t0 - t_pools
+    subjects = sorted(pools["same"][0]["subject_ref"].unique())
+    results: dict[str, dict] = {}
+
+    def window_lost(table: pd.DataFrame, folder: Path, chosen: list[str]) -> dict:
+        tubes = pd.read_parquet(folder / "tubes" / "tubes.parquet")
+        mine = tubes[tubes["subject_id"].isin(chosen)]
+        return {"submitted": len(mine), "ingest_quarantined": 0,
+                "face_lost": int((mine["status"] == "quarantined").sum()), "reference": ref_lost}  # fmt: skip
+
+    scenarios = [
+        ("same", ref, pools["same"][0]),
+        ("eyes", ref, pools["eyes"][0]),
+        ("mouth", ref, pools["mouth"][0]),
+    ]
+    if model_reference is not None:
+        scenarios.insert(0, ("same_with_model", model_reference, same_scored))
+    for name, reference, pool in scenarios:
+        folder = root / ("same" if name.startswith("same") else name)
+        outcomes, drivers = [], {}
+        for k in range(sizes["windows"]):
+            rng = np.random.default_rng(26 + k)
+            chosen = sorted(rng.choice(subjects, sizes["subjects"], replace=False))
+            window = pool[pool["subject_ref"].isin(chosen)].reset_index(drop=True)
+            d = decide(compare(reference, window, cfg, window_lost(window, folder, chosen)).summary, cfg)
+            outcomes.append(d.outcome)
+            for col in d.drivers:
+                drivers[col] = drivers.get(col, 0) + 1
+        results[name] = {
+            "windows": len(outcomes), "alarm_rate": sum(o != "ok" for o in outcomes) / len(outcomes),
+            "retrain_rate": outcomes.count("retrain") / len(outcomes),
+            "drivers": dict(sorted(drivers.items(), key=lambda kv: -kv[1])),
+        }  # fmt: skip
+        log.info("monitor bench (clustered): %s alarms %s", name, results[name])
+    summary = {
+        "sizes": sizes, "alpha": cfg.alpha, "results": results,
+        "reference_videos": len(ref), "reference_scored": int(model_reference["p_pd"].notna().sum()) if train else 0,
+        "pools_s": t_pools, "model_s": t_model, "wall_s": time.perf_counter() - t0,
+    }  # fmt: skip
+    (out / "clustered.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
+    return summary
+
+
 def _markdown(drift: list[dict], patients: dict | None, cfg: MonitorConfig) -> str:
     lines = [
         "| scenario | window | reference | windows | alarm rate | retrain rate | drivers (windows) |",
@@ -388,8 +503,13 @@ if __name__ == "__main__":
     ap.add_argument(
         "--windows", type=int, default=25, help="windows per scenario and size (--population-sizes)"
     )
+    ap.add_argument("--clustered", action="store_true",
+                    help="issue 26: windows of 5 subjects x 4 clips with a tiny model; occluded eyes / mouth")  # fmt: skip
     a = ap.parse_args()
     setup_logging()
+    if a.clustered:
+        print(json.dumps(clustered_rates(a.out), indent=2, default=float))
+        raise SystemExit(0)
     rows = (
         run_population(a.out, a.quick, a.population_sizes, a.windows)
         if a.population_sizes

@@ -8,6 +8,7 @@
 | brightness_mean | mean grey level (0-255) of the tube frames (tracked frames) |
 | yaw/pitch/roll_range | robust range (95th - 5th percentile, degrees) of the head pose over tracked frames |
 | mean_frame_phash | 64-bit DCT perceptual hash (16 hex digits) of the tube's mean frame, for near-duplicate search |
+| visibility_eyes/nose/mouth | median over tracked frames of the region's texture relative to the face's: mean gradient magnitude inside the region's landmark hull / mean inside the face oval. Eyes, nostrils and lips are the most textured parts of a face (> 1); a hand, a mask or sunglasses over the region leaves a flat patch (towards 0) |
 
 Head pose is a geometric estimate from the mesh's own 3D landmarks (MediaPipe's z is in the x pixel
 scale): the face's x-axis is the line between the outer eye corners, its vertical axis runs from chin to
@@ -20,7 +21,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from hypomimia.faces.landmarks import CHIN, FOREHEAD, LEFT_EYE_OUTER, RIGHT_EYE_OUTER
+from hypomimia.faces.landmarks import CHIN, FOREHEAD, LEFT_EYE_OUTER, RIGHT_EYE_OUTER, region_masks
+
+VISIBILITY_REGIONS = ("eyes", "nose", "mouth")
+VISIBILITY_METRICS = tuple(f"visibility_{r}" for r in VISIBILITY_REGIONS)
+VISIBILITY_STRIDE = 2  # every 2nd tracked frame: the median barely moves, the cost halves
 
 
 def head_pose_deg(lm3d: np.ndarray) -> np.ndarray:
@@ -92,3 +97,27 @@ def tube_quality(
     for i, name in enumerate(("yaw_range", "pitch_range", "roll_range")):
         out[name] = robust_range(pose[:, i])
     return out
+
+
+def region_visibility(frames: np.ndarray, landmarks: np.ndarray, valid: np.ndarray) -> dict[str, float]:
+    """``visibility_<region>`` for eyes, nose and mouth (table above) from the tube's own frames and
+    landmarks (tube pixels), so a cached tube yields the same numbers as a fresh one.
+
+    A region hidden behind something flat (a patch, a hand, a mask) loses its edges while the rest
+    of the face keeps them: the ratio drops. Frames without a tracked face are skipped; NaN when no
+    frame has one."""
+    ok = np.flatnonzero(np.asarray(valid, bool))[::VISIBILITY_STRIDE]
+    ratios: dict[str, list[float]] = {r: [] for r in VISIBILITY_REGIONS}
+    for i in ok:
+        grey = cv2.cvtColor(frames[i], cv2.COLOR_RGB2GRAY).astype(np.float32)
+        mag = cv2.magnitude(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
+        masks = region_masks(np.asarray(landmarks[i], float), grey.shape)
+        face = np.zeros(grey.shape, bool)
+        for m in masks.values():
+            face |= m
+        face_energy = float(mag[face].mean()) if face.any() else 0.0
+        for r in VISIBILITY_REGIONS:
+            m = masks[r]
+            if m.any() and face_energy > 0:
+                ratios[r].append(float(mag[m].mean()) / face_energy)
+    return {f"visibility_{r}": float(np.median(v)) if v else float("nan") for r, v in ratios.items()}

@@ -49,7 +49,7 @@ import numpy as np
 from hypomimia.config.facetubes import FacetubesConfig
 from hypomimia.data.video import Frame, iter_frames
 from hypomimia.faces.parallel import Helpers, run_tasks, shared_helpers
-from hypomimia.faces.quality import tube_quality
+from hypomimia.faces.quality import region_visibility, tube_quality
 from hypomimia.faces.track import (
     FaceTracker,
     TrackStats,
@@ -356,10 +356,11 @@ def join_segments(parts: list[_Segment], cfg: FacetubesConfig) -> Tube:
         "flow_fallbacks": work.flow_fallbacks,
         "detections": work.detections_run,
     }
-    tube_lm = [lm for p in parts for lm in p.tube_lm]
+    tube_lm = _fill_untracked([lm for p in parts for lm in p.tube_lm])
+    metrics.update(region_visibility(frames_arr, tube_lm, ok))  # from the tube itself (cache fill-in: same)
     decoded = sum(p.decoded for p in parts)
     crop = np.array([m for p in parts for m in p.crop]).reshape(-1, 2, 3)
-    return Tube(frames_arr, _fill_untracked(tube_lm), ok, float(cfg.fps), metrics, decoded, spent, crop)
+    return Tube(frames_arr, tube_lm, ok, float(cfg.fps), metrics, decoded, spent, crop)
 
 
 def judge(tube: Tube, cfg: FacetubesConfig) -> tuple[str, str]:

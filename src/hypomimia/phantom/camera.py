@@ -48,6 +48,53 @@ CHANGES: dict[str, CameraChange] = {
 }
 
 
+@dataclass(frozen=True)
+class Occlusion:
+    """A flat patch painted over a face region in every frame (sunglasses over the eyes, a mask or a
+    hand over the mouth): the known answer for the visibility metrics. The region is found by the
+    facetubes tracker on the unchanged video (its tube landmarks mapped back to the frame), and the
+    patch is the region's landmark hull grown by ``grow`` about its centre."""
+
+    region: str  # eyes | nose | mouth (faces.landmarks.REGIONS)
+    colour: tuple[int, int, int] = (40, 40, 40)
+    grow: float = 1.6
+
+
+OCCLUSIONS: dict[str, Occlusion] = {
+    "eyes": Occlusion("eyes", (30, 30, 35), 1.8),  # sunglasses
+    "mouth": Occlusion("mouth", (170, 200, 225), 1.5),  # a light-blue mask patch
+}
+
+
+def occlude_video(
+    src: Path, dst: Path, occlusion: Occlusion, fps: int, crf: int = 20, tubes_cfg=None
+) -> Path:
+    """Write ``dst``: ``src`` with ``occlusion`` painted over its region in every frame, re-encoded."""
+    from hypomimia.config.facetubes import FacetubesConfig
+    from hypomimia.faces.landmarks import REGIONS, _split_sides
+    from hypomimia.faces.tube import extract_tube
+
+    tube = extract_tube(src, tubes_cfg or FacetubesConfig(workers=1), workers=1)
+    parts = _split_sides(occlusion.region, REGIONS[occlusion.region])
+
+    def paint(i: int, rgb: np.ndarray) -> np.ndarray:
+        j = min(i, len(tube.landmarks) - 1)
+        a = np.vstack([tube.crop[j], [0.0, 0.0, 1.0]])  # full frame -> tube; invert to go back
+        back = np.linalg.inv(a)[:2]
+        lm = tube.landmarks[j] @ back[:, :2].T + back[:, 2]
+        out = rgb.copy()
+        for part in parts:
+            pts = lm[list(part)]
+            centre = pts.mean(0)
+            hull = cv2.convexHull(np.round(centre + (pts - centre) * occlusion.grow).astype(np.int32))
+            cv2.fillConvexPoly(out, hull, occlusion.colour)
+        return out
+
+    Path(dst).parent.mkdir(parents=True, exist_ok=True)
+    frames = (paint(i, f.rgb) for i, f in enumerate(iter_frames(src, threads=False)))
+    return write_mp4(dst, frames, fps, crf)
+
+
 def apply_to_video(src: Path, dst: Path, change: CameraChange, fps: int, crf: int = 20) -> Path:
     """Write ``dst``: ``src`` decoded, changed frame by frame, re-encoded (deterministic for the same input)."""
     Path(dst).parent.mkdir(parents=True, exist_ok=True)
@@ -55,15 +102,20 @@ def apply_to_video(src: Path, dst: Path, change: CameraChange, fps: int, crf: in
     return write_mp4(dst, frames, fps, change.crf if change.crf is not None else crf)
 
 
-def apply_to_folder(src_dir: Path, dst_dir: Path, change: CameraChange, fps: int = 25, crf: int = 20) -> Path:
-    """A phantom folder (manifest.csv + videos/) seen through another camera; the manifest is copied
-    with the new files' hashes. Returns the new manifest."""
+def apply_to_folder(
+    src_dir: Path, dst_dir: Path, change: CameraChange | Occlusion, fps: int = 25, crf: int = 20
+) -> Path:
+    """A phantom folder (manifest.csv + videos/) seen through another camera (or with a region
+    occluded); the manifest is copied with the new files' hashes. Returns the new manifest."""
     import csv
 
     src_dir, dst_dir = Path(src_dir), Path(dst_dir)
     rows = list(csv.DictReader((src_dir / "manifest.csv").open(encoding="utf-8")))
     for row in rows:
-        out = apply_to_video(src_dir / row["path"], dst_dir / row["path"], change, fps, crf)
+        if isinstance(change, Occlusion):
+            out = occlude_video(src_dir / row["path"], dst_dir / row["path"], change, fps, crf)
+        else:
+            out = apply_to_video(src_dir / row["path"], dst_dir / row["path"], change, fps, crf)
         if "sha256" in row:
             row["sha256"] = sha256_file(out)
         if "camera" in row:

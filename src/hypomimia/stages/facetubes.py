@@ -32,6 +32,7 @@ from hypomimia.config.facetubes import FacetubesConfig
 from hypomimia.data.artifacts import read_stage_table
 from hypomimia.errors import UserError
 from hypomimia.faces.parallel import run_tasks, shared_helpers
+from hypomimia.faces.quality import VISIBILITY_METRICS, region_visibility
 from hypomimia.faces.tube import (
     SegmentFailure,
     cache_key,
@@ -60,7 +61,7 @@ INGEST_COLUMNS = (
 )
 METRIC_COLUMNS = (
     "face_found_ratio", "face_size_mean", "blur_mean", "brightness_mean", "yaw_range", "pitch_range",
-    "roll_range", "tracking_losses", "target_switches", "multi_face", "mean_frame_phash",
+    "roll_range", "tracking_losses", "target_switches", "multi_face", "mean_frame_phash", *VISIBILITY_METRICS,
 )  # fmt: skip
 TUBE_COLUMNS = (
     *INGEST_COLUMNS[:7], "status", "reason", "detail", "tube", "n_frames", "fps", *METRIC_COLUMNS,
@@ -225,6 +226,13 @@ def _cached_outcome(cache_dir: Path, key: str) -> dict[str, Any] | None:
     outcome = json.loads(marker.read_text())
     if outcome["status"] == "accepted" and not (cache_dir / f"{key}.npz").is_file():
         return None  # tube removed behind our back: redo it
+    if outcome["status"] == "accepted" and any(m not in outcome for m in VISIBILITY_METRICS):
+        # an entry from before the visibility metrics: the same tube bytes, so the metrics come from
+        # the cached tube (what a fresh run computes) and the entry is completed, not re-tracked
+        with np.load(cache_dir / f"{key}.npz") as z:
+            vis = region_visibility(z["frames"], z["landmarks"], z["valid"])
+        outcome |= {k: None if math.isnan(v) else v for k, v in vis.items()}
+        _write_json(marker, outcome)
     return outcome
 
 

@@ -40,6 +40,10 @@ FEATURES: dict[str, tuple[str, str, list[float]]] = {
     "width": ("ingested", "width", _steps(0.0, 4096.0, 128.0)),
     "height": ("ingested", "height", _steps(0.0, 4096.0, 128.0)),
     "duration_s": ("ingested", "duration_s", [0, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800]),
+    # texture of a region relative to the face (faces.quality.region_visibility): a hidden region drops
+    "visibility_eyes": ("tubes", "visibility_eyes", _steps(0.0, 4.0, 0.2)),
+    "visibility_nose": ("tubes", "visibility_nose", _steps(0.0, 4.0, 0.2)),
+    "visibility_mouth": ("tubes", "visibility_mouth", _steps(0.0, 4.0, 0.2)),
 }
 
 
