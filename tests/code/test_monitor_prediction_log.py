@@ -46,7 +46,9 @@ def _log(folder, seed, shifted_last_week=False):
     for i in range(30):  # the window: the last 7 days, one patient followed over two sessions
         who = {"subject_ref": "pt-7", "session": f"s{1 + i % 2}"} if i < 8 else {}
         prediction_log.append(_record(rng, i, UNTIL - timedelta(hours=5 * i + 1), **shift, **who), folder)
-    for i in range(5):  # refusals carry no tube: not part of the window
+    # Refusals carry no tube: not scored, but they count as submitted and lost (2 of 32: within
+    # monitor.max_lost_share; tests/code/test_monitor_clusters.py flags a window that loses more).
+    for i in range(2):
         prediction_log.append(_record(rng, 100 + i, UNTIL - timedelta(hours=3), outcome="refused"), folder)
     for i in range(30):  # outside the window (two weeks ago), and much darker: must not count
         old = UNTIL - timedelta(days=14, hours=i)
