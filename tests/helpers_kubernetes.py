@@ -17,6 +17,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from pydantic import BaseModel
 
+from tests.helpers_pipeline import calls  # noqa: F401 (the same request records as the fake KFP server)
+
 GROUP = "/apis/trainer.kubeflow.org/v1alpha1"
 NOW = "2026-12-06T12:00:00Z"
 
@@ -243,11 +245,6 @@ class FakeKubernetes:
                 self._handle("DELETE")
 
         return H
-
-
-def calls(fake: FakeKubernetes) -> list[tuple[str, str]]:
-    """(method, path) of every request the fake received, in order."""
-    return [(method, path) for method, path, *_ in fake.requests]
 
 
 # ---------------------------------------------------------------- the TrainJob CRD, from its models

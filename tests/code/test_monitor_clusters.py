@@ -152,6 +152,6 @@ def _headline_matches(html_path, report):
     assert block > body and page.index("<div", body) == block - 5  # the first thing in the body
     outcome = report["decision"]["outcome"]
     assert f'data-outcome="{outcome}"' in page[block : block + 200]
-    assert f"Monitor decision: <span class=\"outcome\">{outcome.upper()}</span>" in page
+    assert f'Monitor decision: <span class="outcome">{outcome.upper()}</span>' in page
     for driver in report["decision"]["drivers"]:
         assert driver in page[block : page.index("</div>", block)]

@@ -39,7 +39,9 @@ class MonitorConfig(Section):
         "mmd", description="embedding drift: MMD with a bootstrap null, or a domain classifier (ROC AUC)"
     )
     max_reference: int = Field(
-        1000, ge=20, description="reference videos for quality features (a seeded sample of whole subjects above this)"
+        1000,
+        ge=20,
+        description="reference videos for quality features (a seeded sample of whole subjects above this)",
     )
     max_scored_reference: int = Field(
         1000,

@@ -164,7 +164,11 @@ def _majority(labels: pd.Series) -> str | None:
 
 
 def _n_subjects(df: pd.DataFrame) -> int:
-    return int(df["subject_ref"].nunique()) if "subject_ref" in df and df["subject_ref"].notna().all() else len(df)
+    return (
+        int(df["subject_ref"].nunique())
+        if "subject_ref" in df and df["subject_ref"].notna().all()
+        else len(df)
+    )
 
 
 def lost_tests(lost: dict[str, Any], cfg: MonitorConfig, level: float) -> dict[str, Any]:
@@ -234,7 +238,10 @@ def compare(
 
     numeric = tested + shown
     ref, cur = _frame(reference, numeric, scores, emb), _frame(current, numeric, scores, emb)
-    ref_s, cur_s = subject_table(reference, numeric, scores, emb), subject_table(current, numeric, scores, emb)
+    ref_s, cur_s = (
+        subject_table(reference, numeric, scores, emb),
+        subject_table(current, numeric, scores, emb),
+    )
     definition = DataDefinition(
         numerical_columns=numeric + (["p_pd"] if scores else []),
         categorical_columns=["label"] if scores else [],
@@ -294,7 +301,9 @@ def compare(
         r_emb, c_emb = ref_s[emb].dropna(), cur_s[emb].dropna()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            score, drifted, name = method(c_emb.copy(), r_emb.copy())  # the flag; the Report keeps only the score
+            score, drifted, name = method(
+                c_emb.copy(), r_emb.copy()
+            )  # the flag; the Report keeps only the score
         summary["embedding"] = {
             "method": name,
             "score": float(score),
@@ -352,7 +361,9 @@ def save(outcome: DriftOutcome, out_dir: Path, decision: dict[str, Any] | None =
         outcome.snapshot.save_json(str(files["evidently"]))
         page = files["html"].read_text(encoding="utf-8")
     else:  # nothing was measured (every video lost): the headline is the page
-        page = "<!DOCTYPE html><html><head><meta charset='UTF-8'><title>drift</title></head><body></body></html>"
+        page = (
+            "<!DOCTYPE html><html><head><meta charset='UTF-8'><title>drift</title></head><body></body></html>"
+        )
     if decision is not None:
         page = with_headline(page, headline_html(decision, outcome.summary))
     files["html"].write_text(page, encoding="utf-8")
@@ -380,7 +391,7 @@ def headline_html(decision: dict[str, Any], summary: dict[str, Any]) -> str:
     )
     return (
         f'<div id="{HEADLINE_ID}" data-outcome="{escape(outcome)}" style="font-family:sans-serif;'
-        f"border-left:8px solid {_COLOURS.get(outcome, '#555')};padding:12px 16px;margin:12px;background:#fafafa\">"
+        f'border-left:8px solid {_COLOURS.get(outcome, "#555")};padding:12px 16px;margin:12px;background:#fafafa">'
         f'<h1 style="margin:0 0 6px 0">Monitor decision: <span class="outcome">{escape(outcome.upper())}</span></h1>'
         f"<p style='margin:4px 0'><b>Drivers:</b> {escape(drivers)}</p>"
         f"<ul style='margin:4px 0'>{reasons}</ul><p style='margin:4px 0;color:#555'>{escape(how)}</p></div>"
