@@ -35,10 +35,10 @@ $(STAMP): $(LOCK) pyproject.toml scripts/check_system.sh
 demo: setup  ## run the whole system that exists on the embedded phantom data
 	bash scripts/demo.sh
 
-test: setup  ## ruff (lint + format check) + pytest with coverage
+test: setup  ## ruff (lint + format check) + pytest with coverage, on every core (pytest-xdist)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest --cov --cov-report=term:skip-covered -q --durations=25
+	$(BIN)/python -m pytest -n auto --dist loadscope --cov --cov-report=term:skip-covered -q --durations=25
 
 lint: setup
 	$(BIN)/ruff check .

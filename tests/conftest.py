@@ -23,3 +23,11 @@ def realfaces_dir() -> Path:
     if not (REALFACES / "README.md").is_file():
         pytest.skip(f"real face media not present at {REALFACES}")
     return REALFACES
+
+
+def pytest_collection_modifyitems(config, items):
+    """Slow tests (marked ``slow``: a phantom render, a local DAG, a trained model) start first.
+
+    ``make test`` hands whole modules to two workers (pytest-xdist ``--dist loadscope``) in collection
+    order; starting the longest first keeps one long module from running alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -46,6 +46,7 @@ def test_one_row_per_subject_and_the_majority_label():
     assert t["p_pd"].round(3).tolist() == [0.6, 0.45]
 
 
+@pytest.mark.slow
 def test_same_distribution_clustered_windows_do_not_alarm_where_clip_tests_did():
     """40 windows of 5 subjects x 4 clips against 5 held-out subjects x 4: the subject-level tests
     stay within alpha; the same windows tested clip by clip (the old behaviour) alarm far more."""

@@ -14,6 +14,8 @@ from hypomimia.phantom.camera import OCCLUSIONS, apply_to_folder
 from hypomimia.stages import facetubes, ingest, phantom
 from tests.helpers_phantom import tiny
 
+pytestmark = pytest.mark.slow  # renders, occludes and tracks a small study
+
 TUBES = FacetubesConfig(workers=1)
 
 

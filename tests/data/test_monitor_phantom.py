@@ -21,7 +21,7 @@ from tests.helpers_ingest import encode, write_manifest
 from tests.helpers_phantom import tiny
 from tests.helpers_pipeline import FakeKFP
 
-pytestmark = pytest.mark.filterwarnings("ignore:This client only works:FutureWarning")
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:This client only works:FutureWarning")]
 ING = IngestConfig(folds=2, workers=1)
 TUBES = FacetubesConfig(workers=1)
 

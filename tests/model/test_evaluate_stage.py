@@ -23,6 +23,8 @@ from hypomimia.stages import evaluate as stage
 from hypomimia.stages import train as train_stage
 from tests.helpers_train import make_tubes, tiny_train_config
 
+pytestmark = pytest.mark.slow  # one tiny training and several evaluations (~90 s)
+
 NAME = "hypomimia-i3d"
 
 
