@@ -68,3 +68,16 @@ def test_quality_only_tables_and_small_windows():
     out = compare(ref, ref.iloc[:30].copy(), CFG)
     assert out.summary["prediction"] == {} and out.summary["embedding"] is None
     assert too_small(3, CFG).outcome == "too_small"
+
+
+def test_too_few_scored_subjects_skip_the_embedding_test_with_the_reason(reference):
+    """The demo's monitor crashed inside Evidently's MMD bootstrap (a division by zero) with a model
+    reference of 3 held-out subjects against a window of 5: now the test is skipped and says why."""
+    ref = frame(3, 7).assign(subject_ref=["a", "b", "c"])
+    cur = frame(10, 8).assign(subject_ref=[f"w{i // 2}" for i in range(10)])
+    out = compare(ref, cur, CFG)
+    emb = out.summary["embedding"]
+    assert emb["tested"] is False and emb["score"] is None and not emb["drifted"]
+    assert "3 reference and 5 window subjects are too few" in emb["reason"]
+    assert "embedding" not in decide(out.summary, CFG).drivers
+    assert compare(reference, frame(40, 1), CFG).summary["embedding"]["tested"] is True

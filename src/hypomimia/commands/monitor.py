@@ -121,9 +121,8 @@ def print_summary(r) -> None:
                       f"{v['current_shares']['uncertain']:.2f}", f"{v['p_value']:.2g}", mark[v["drifted"]])  # fmt: skip
     if s.get("embedding"):
         v = s["embedding"]
-        table.add_row(
-            f"embedding ({v['method']}, {v['dim']} d)", "", "", f"{v['score']:.3g}", mark[v["drifted"]]
-        )
+        score = f"{v['score']:.3g}" if v.get("score") is not None else "not tested: too few subjects"
+        table.add_row(f"embedding ({v['method']}, {v['dim']} d)", "", "", score, mark[v["drifted"]])
     if s:
         console.print(table)
         console.print(

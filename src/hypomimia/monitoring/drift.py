@@ -299,18 +299,41 @@ def compare(
         }
     if emb:
         r_emb, c_emb = ref_s[emb].dropna(), cur_s[emb].dropna()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            score, drifted, name = method(
-                c_emb.copy(), r_emb.copy()
-            )  # the flag; the Report keeps only the score
-        summary["embedding"] = {
-            "method": name,
-            "score": float(score),
-            "drifted": bool(drifted),
-            "dim": len(emb),
-        }
+        too_few = embedding_too_few(len(r_emb), len(c_emb))
+        if too_few:
+            summary["embedding"] = {"method": cfg.embedding_method, "tested": False, "score": None,
+                                    "drifted": False, "dim": len(emb), "reason": too_few}  # fmt: skip
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                score, drifted, name = method(
+                    c_emb.copy(), r_emb.copy()
+                )  # the flag; the Report keeps only the score
+            summary["embedding"] = {
+                "method": name,
+                "tested": True,
+                "score": float(score),
+                "drifted": bool(drifted),
+                "dim": len(emb),
+            }
     return DriftOutcome(summary, snapshot)
+
+
+def embedding_too_few(n_reference: int, n_current: int) -> str:
+    """Why the embedding test cannot run on so few subjects ("" when it can).
+
+    Evidently's bootstrap null draws ``m*m/(m+n)`` and ``m*n/(m+n)`` of the ``m`` reference subjects and
+    its unbiased MMD divides by ``k*(k-1)``: below 2 a side it divides by zero (the demo's model reference
+    of 3 held-out subjects against a window of 5 did)."""
+    m, n = n_reference, n_current
+    sizes = (m * m // (m + n), m * n // (m + n)) if m and n else (0, 0)
+    if min(sizes) >= 2:
+        return ""
+    return (
+        f"{m} reference and {n} window subjects are too few for the embedding test (its bootstrap draws "
+        f"{sizes[0]} and {sizes[1]} subjects, it needs 2 each): score more held-out subjects "
+        "(monitor.max_scored_reference)"
+    )
 
 
 def _frame(df: pd.DataFrame, quality: list[str], scores: bool, emb: list[str]) -> pd.DataFrame:

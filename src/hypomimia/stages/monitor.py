@@ -259,7 +259,7 @@ def _log_mlflow(tracking_uri: str, decision: Decision, summary: dict, window: di
         for col, v in (summary.get("quality", {}) | summary.get("population", {})).items():
             if v.get("p_value") is not None:
                 metrics[f"p_value.{col}"] = float(v["p_value"])
-        if summary.get("embedding"):
+        if (summary.get("embedding") or {}).get("score") is not None:
             metrics["embedding_score"] = float(summary["embedding"]["score"])
         mlflow.log_metrics(metrics)
         mlflow.log_artifacts(str(out_dir), artifact_path="monitor")
