@@ -9,15 +9,14 @@ TrainJob through ``script``: one status per GET of the job (the last one stays).
 
 import json
 import re
-import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Union, get_args, get_origin
 from urllib.parse import parse_qs, urlsplit
 
 from pydantic import BaseModel
 
-from tests.helpers_pipeline import calls  # noqa: F401 (the same request records as the fake KFP server)
+from tests.helpers_pipeline import LoopbackServer, calls  # noqa: F401 (calls: the same request records)
 
 GROUP = "/apis/trainer.kubeflow.org/v1alpha1"
 NOW = "2026-12-06T12:00:00Z"
@@ -61,7 +60,7 @@ TORCH_DISTRIBUTED = {
 }
 
 
-class FakeKubernetes:
+class FakeKubernetes(LoopbackServer):
     def __init__(
         self, script=("Created", "Running", "Complete"), runtimes=None, on_complete=None, node_log=""
     ):
@@ -71,19 +70,8 @@ class FakeKubernetes:
         }
         self.on_complete = on_complete
         self.node_log = node_log
-        self.requests = []  # (method, path, query, headers with lower-case names, body)
         self.jobs, self.created, self.polls, self.deleted = {}, {}, {}, []
-        self._srv = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.url = f"http://127.0.0.1:{self._srv.server_address[1]}"
-        self._t = threading.Thread(target=self._srv.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self._t.start()
-        return self
-
-    def __exit__(self, *a):
-        self._srv.shutdown()
-        self._srv.server_close()
+        super().__init__()
 
     def kubeconfig(self, path, namespace="pd-team", token="test-token"):
         """A kubeconfig whose current context is this fake (what KUBECONFIG points the launcher at)."""

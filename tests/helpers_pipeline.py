@@ -16,14 +16,18 @@ from urllib.parse import parse_qs, urlsplit
 API = "/apis/v2beta1"
 
 
-class FakeKFP:
-    def __init__(self, multi_user=False):
-        self.multi_user = multi_user
+class LoopbackServer:
+    """A fake API on 127.0.0.1 (a free port), serving ``self._handler()`` while in a ``with`` block and
+    recording every request in ``requests``. Subclasses set their state, then call ``super().__init__()``."""
+
+    def __init__(self):
         self.requests = []  # (method, path, query, headers with lower-case names, body)
-        self.experiments, self.runs, self.recurring, self.pipelines = {}, {}, {}, {}
         self._srv = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self._srv.server_address[1]}"
         self._t = threading.Thread(target=self._srv.serve_forever, daemon=True)
+
+    def _handler(self):
+        raise NotImplementedError
 
     def __enter__(self):
         self._t.start()
@@ -32,6 +36,13 @@ class FakeKFP:
     def __exit__(self, *a):
         self._srv.shutdown()
         self._srv.server_close()
+
+
+class FakeKFP(LoopbackServer):
+    def __init__(self, multi_user=False):
+        self.multi_user = multi_user
+        self.experiments, self.runs, self.recurring, self.pipelines = {}, {}, {}, {}
+        super().__init__()
 
     def _handler(fake):
         class H(BaseHTTPRequestHandler):
