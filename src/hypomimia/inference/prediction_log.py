@@ -124,7 +124,7 @@ def read_log(
     store: Path | None = None, since: datetime | None = None, until: datetime | None = None
 ) -> LogRead:
     """Records with ``since <= time < until`` (UTC), oldest first, and the lines skipped: a torn or
-    unreadable line is never fatal (the records around it are read)."""
+    unreadable line is never fatal (the records around it are read) and is logged as a warning."""
     root = store_path(store)
     out = LogRead([])
     for path in sorted(root.glob("predictions-*.jsonl")):
@@ -145,18 +145,16 @@ def read_log(
             if (since is None or t >= since) and (until is None or t < until):
                 out.records.append(rec)
     out.records.sort(key=lambda r: r.time)
+    if out.skipped:  # every reader reports them, once, here
+        log.warning("%s", out.summary())
     return out
 
 
 def read(
     store: Path | None = None, since: datetime | None = None, until: datetime | None = None
 ) -> list[PredictionRecord]:
-    """Records with ``since <= time < until`` (UTC), oldest first; skipped lines are logged as a
-    warning (:func:`read_log` returns them)."""
-    result = read_log(store, since, until)
-    if result.skipped:
-        log.warning("%s", result.summary())
-    return result.records
+    """Records with ``since <= time < until`` (UTC), oldest first (skipped lines: :func:`read_log`)."""
+    return read_log(store, since, until).records
 
 
 def to_frame(records: list[PredictionRecord]) -> pd.DataFrame:

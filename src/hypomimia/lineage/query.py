@@ -16,7 +16,6 @@ run, so it needs only the registry: what a data-deletion request needs.
 from __future__ import annotations
 
 import json
-import logging
 import re
 import tempfile
 from pathlib import Path
@@ -30,7 +29,6 @@ from hypomimia.lineage import audit
 from hypomimia.lineage.provenance import sha256_file
 
 DEFAULT_MODEL = "hypomimia-i3d"
-log = logging.getLogger(__name__)
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -98,9 +96,7 @@ def resolve(ref: str, tracking_uri: str | None = None, predictions: Path | None 
         found = client.search_model_versions(f"run_id = '{ref}'")
         out.update(kind="run", run_id=ref, version=found[0] if found else None)
         return out
-    logged = prediction_log.read_log(predictions)
-    if logged.skipped:  # a torn or unreadable line is skipped and reported, never fatal
-        log.warning("%s", logged.summary())
+    logged = prediction_log.read_log(predictions)  # torn or unreadable lines: skipped and reported
     for rec in logged.records:
         if rec.request_id == ref:
             if not (rec.model_name and rec.model_version):

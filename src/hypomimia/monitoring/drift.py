@@ -140,10 +140,7 @@ def subject_table(df: pd.DataFrame, numeric: list[str], scores: bool, emb: list[
     each quality feature / index, the mean ``p_pd`` and embedding of its scored videos, its majority
     label (a tie -> uncertain). Subjects without a scored video keep ``p_pd`` NaN (the K-S test
     skips them)."""
-    if "subject_ref" in df and df["subject_ref"].notna().all():
-        key = df["subject_ref"].astype(str).to_numpy()
-    else:
-        key = np.array([f"row{i}" for i in range(len(df))])
+    key = _subject_keys(df)
     frame = _frame(df, numeric, scores, emb).assign(_subject=key)
     groups = frame.groupby("_subject", sort=True)
     out = groups[numeric].median() if numeric else pd.DataFrame(index=sorted(set(key)))
@@ -163,12 +160,15 @@ def _majority(labels: pd.Series) -> str | None:
     return str(top.index[0]) if len(top) == 1 else "uncertain"
 
 
+def _subject_keys(df: pd.DataFrame) -> np.ndarray:
+    """Each row's subject: its ``subject_ref``, or the row itself where any row lacks one."""
+    if "subject_ref" in df and df["subject_ref"].notna().all():
+        return df["subject_ref"].astype(str).to_numpy()
+    return np.array([f"row{i}" for i in range(len(df))])
+
+
 def _n_subjects(df: pd.DataFrame) -> int:
-    return (
-        int(df["subject_ref"].nunique())
-        if "subject_ref" in df and df["subject_ref"].notna().all()
-        else len(df)
-    )
+    return len(set(_subject_keys(df)))
 
 
 def lost_tests(lost: dict[str, Any], cfg: MonitorConfig, level: float) -> dict[str, Any]:

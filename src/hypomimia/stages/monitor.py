@@ -80,10 +80,10 @@ def reference_table(cfg: MonitorConfig, ingest_dir: Path, tubes_dir: Path, score
         [scored, quality[~quality["video_id"].isin(set(scored["video_id"]))]], ignore_index=True
     )
     scored = scorer.score(scored)[0]
-    extra = [c for c in scored.columns if c not in quality.columns or c in ("p_pd", "label")]
+    model_cols = [c for c in scored.columns if c not in quality.columns or c in ("p_pd", "label")]
     return (
         quality.drop(columns=["p_pd", "label"], errors="ignore")
-        .merge(scored[["video_id", *[c for c in extra if c != "video_id"]]], on="video_id", how="left")
+        .merge(scored[["video_id", *model_cols]], on="video_id", how="left")
         .sort_values("video_id", ignore_index=True)
     )
 
@@ -101,9 +101,7 @@ def current_table(
         from hypomimia.inference import prediction_log as plog
 
         since, until = time_window(until or datetime.now(UTC), cfg.window_days)
-        got = plog.read_log(prediction_log, since, until)
-        if got.skipped:  # torn or unreadable lines: skipped, reported, never fatal
-            log.warning("%s", got.summary())
+        got = plog.read_log(prediction_log, since, until)  # torn or unreadable lines: skipped, reported
         table = from_prediction_log(got.records)
         window = {"source": "prediction_log", "since": since.isoformat(), "until": until.isoformat(),
                   "skipped_lines": len(got.skipped)}  # fmt: skip
