@@ -362,12 +362,11 @@ def _seed_summary(
     rows = []
     for seed, fold_clips in by_seed.items():
         t = report.subject_table(pd.concat(fold_clips, ignore_index=True))
-        y, p = t["label"].to_numpy(int), t["p"].to_numpy(float)
         cal = calibration.summary(t, fold_of, cfg.calibration)
         rows.append(
             {
                 "seed": seed,
-                "subject_auroc": auroc(y, p),
+                "subject_auroc": auroc(*_yp(t)),
                 "auroc_ci95": bootstrap_ci(t, auroc, cfg.bootstrap, cfg.seed),
                 "folds": [
                     {"fold": k, "subject_auroc": auroc(*_yp(report.subject_table(c)))}
@@ -430,7 +429,7 @@ def gather(
         per_fold_clips = [ensemble_clips([by_seed[seed][i] for seed in seeds]) for i in range(len(wanted))]
         clips = pd.concat(per_fold_clips, ignore_index=True)
         per_fold = [
-            {"fold": k, "subjects": len(t), "subject_auroc": report.auroc(t["label"].to_numpy(), t["p"].to_numpy())}
+            {"fold": k, "subjects": len(t), "subject_auroc": auroc(*_yp(t))}
             for k, t in zip(wanted, (report.subject_table(c) for c in per_fold_clips), strict=True)
         ]  # fmt: skip
         table = report.subject_table(clips)
