@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "validate",
     "phantom",
     "facetubes",
+    "voice",
     "train",
     "explain",
     "crossval",

@@ -16,6 +16,7 @@ from hypomimia.config.pipeline import PipelineConfig
 from hypomimia.config.serve import ServeConfig
 from hypomimia.config.train import TrainConfig
 from hypomimia.config.validate import ValidateConfig
+from hypomimia.config.voice import VoiceConfig
 
 
 class Params(Section):
@@ -24,6 +25,7 @@ class Params(Section):
     phantom: PhantomConfig = PhantomConfig()
     ingest: IngestConfig = IngestConfig()
     facetubes: FacetubesConfig = FacetubesConfig()
+    voice: VoiceConfig = VoiceConfig()
     # `validate` would shadow BaseModel.validate, so the attribute is `validate_`; the YAML key stays `validate`.
     validate_: ValidateConfig = Field(ValidateConfig(), alias="validate")
     train: TrainConfig = TrainConfig()

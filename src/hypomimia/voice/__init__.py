@@ -1,0 +1,1 @@
+"""The voice in a video: decode its audio, find the voiced speech, measure it (docs/voice.md)."""

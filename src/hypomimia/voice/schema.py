@@ -1,0 +1,18 @@
+"""The voice table's contract (docs/data-format.md §4), without the heavy imports: the stage, the
+gate's expectations and later readers share these names."""
+
+# Bump when a measure changes: it is in every row and in the cache key.
+FEATURE_VERSION = "voice-1"
+MEASURES = (
+    "f0_mean_hz",
+    "f0_sd_st",
+    "intensity_db",
+    "jitter_pct",
+    "shimmer_pct",
+    "hnr_db",
+    "vowel_space_hz2",
+    "speech_rate_syl_s",
+)
+STATUSES = ("measured", "no_audio", "no_voice", "failed")
+FAILURE_REASONS = ("unreadable_file", "unreadable_audio", "empty_audio", "voice_failed")
+EGEMAPS_PREFIX = "egemaps_"
