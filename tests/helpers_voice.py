@@ -12,7 +12,7 @@ from scipy.signal import lfilter
 from hypomimia.data.video import write_mp4
 
 # /a/-like formants (F, bandwidth) in Hz
-VOWEL_A = ((700.0, 80.0), (1220.0, 90.0), (2600.0, 120.0))
+VOWEL_A = ((700.0, 80.0), (1220.0, 90.0), (2600.0, 120.0), (3300.0, 150.0))
 
 
 def vowel(
@@ -37,10 +37,11 @@ def vowel(
     phase = np.cumsum(f0_hz * 2.0 ** (semitones / 12.0)) / sample_rate
     source = lfilter([1.0], [1.0, -0.97], np.diff(np.floor(phase), prepend=0.0))  # pulses, tilted
     x = source
-    for freq, bandwidth in formants:
+    for freq, bandwidth in formants:  # Klatt's resonators (unit gain at 0 Hz), in cascade
         r = np.exp(-np.pi * bandwidth / sample_rate)
-        theta = 2 * np.pi * freq / sample_rate
-        x = lfilter([1.0 - r], [1.0, -2 * r * np.cos(theta), r * r], x)
+        a = [1.0, -2 * r * np.cos(2 * np.pi * freq / sample_rate), r * r]
+        x = lfilter([sum(a)], a, x)
+    x = np.diff(x, prepend=0.0)  # radiation at the lips: +6 dB per octave
     if syllables_per_s > 0:
         x = x * (0.55 - 0.45 * np.cos(2 * np.pi * syllables_per_s * t)) ** 2
     x = x - x.mean()
@@ -62,8 +63,8 @@ def write_clip(
     fps: int = 25,
     broken_audio: bool = False,
 ) -> Path:
-    """A small grey mp4 (H.264); with an AAC track of ``audio`` (mono float in [-1, 1]) when given, or
-    with an AAC track whose packets are random bytes (``broken_audio``)."""
+    """A small grey mp4 (H.264); with an AAC track of ``audio`` (float in [-1, 1]: ``n`` samples mono, or
+    ``channels x n``) when given, or with an AAC track whose packets are random bytes (``broken_audio``)."""
     n_frames = int(round(seconds * fps))
     frames = [np.full((64, 64, 3), 90 + (i % 20), np.uint8) for i in range(n_frames)]
     if audio is None and not broken_audio:
@@ -71,8 +72,10 @@ def write_clip(
     with av.open(str(path), mode="w", format="mp4") as out:
         video = out.add_stream("libx264", rate=fps)
         video.width, video.height, video.pix_fmt = 64, 64, "yuv420p"
+        samples = np.atleast_2d(np.asarray(audio if audio is not None else [0.0], np.float32))
+        layout = "stereo" if samples.shape[0] == 2 else "mono"
         sound = out.add_stream("aac", rate=sample_rate)
-        sound.layout = "mono"
+        sound.layout = layout
         for rgb in frames:
             for packet in video.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
                 out.mux(packet)
@@ -80,19 +83,13 @@ def write_clip(
             rng = np.random.default_rng(1)
             for i in range(int(seconds * sample_rate / 1024)):
                 packet = av.Packet(rng.integers(0, 256, 300, dtype=np.uint8).tobytes())
-                packet.stream, packet.pts, packet.dts, packet.time_base = (
-                    sound,
-                    i * 1024,
-                    i * 1024,
-                    sound.time_base,
-                )
+                packet.stream, packet.time_base = sound, sound.time_base
+                packet.pts = packet.dts = i * 1024
                 out.mux(packet)
         else:
-            samples = np.asarray(audio, np.float32)
-            for start in range(0, len(samples), 1024):
-                frame = av.AudioFrame.from_ndarray(
-                    samples[None, start : start + 1024], format="fltp", layout="mono"
-                )
+            for start in range(0, samples.shape[1], 1024):
+                chunk = np.ascontiguousarray(samples[:, start : start + 1024])
+                frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
                 frame.sample_rate, frame.pts = sample_rate, start
                 for packet in sound.encode(frame):
                     out.mux(packet)

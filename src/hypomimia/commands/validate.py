@@ -60,6 +60,9 @@ def failed_table(result) -> Table:
 def validate(
     ingest: Annotated[Path, typer.Option(help="ingest output folder")] = Path("work/ingest"),
     tubes: Annotated[Path, typer.Option(help="facetubes output folder")] = Path("work/facetubes"),
+    voice: Annotated[
+        Path | None, typer.Option(help="voice output folder: also validate its table (voice.parquet)")
+    ] = None,
     out: Annotated[
         Path, typer.Option(help="output folder: summary.json, data_docs/, reference_stats.json")
     ] = Path("work/validate"),
@@ -72,7 +75,8 @@ def validate(
         ),
     ] = False,
 ) -> None:
-    """Data gate: validate manifest, videos, face tubes, folds and leakage; exit 3 if an error check fails."""
+    """Data gate: validate manifest, videos, face tubes, folds, leakage (and the voice table with --voice);
+    exit 3 if an error check fails."""
     from hypomimia.stages import validate as stage
     from hypomimia.validation.context import write_context
 
@@ -84,7 +88,7 @@ def validate(
             f"GX context {stage.REPO_GX_DIR}: {len(changed)} file(s) rewritten from {params}", soft_wrap=True
         )
         return
-    result = stage.run(cfg, ingest, tubes, out, raise_on_error=False)
+    result = stage.run(cfg, ingest, tubes, out, raise_on_error=False, voice_dir=voice)
     console.print(report_table(result))
     if result.failed_errors or result.warnings:
         console.print(failed_table(result))

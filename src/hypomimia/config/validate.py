@@ -43,6 +43,18 @@ class ValidateConfig(Section):
         le=255.0,
         description="candidates whose first-second mean frames differ by less (mean |grey diff|) are near-duplicates",
     )
+    voice_f0_range_hz: tuple[float, float] = Field(
+        (50.0, 500.0), description="voice table (with --voice): mean F0 of a measured clip [min, max], Hz"
+    )
+    voice_f0_sd_range_st: tuple[float, float] = Field(
+        (0.0, 24.0), description="voice table: F0 SD [min, max], semitones (two octaves is no voice)"
+    )
+    voice_hnr_range_db: tuple[float, float] = Field(
+        (-10.0, 40.0), description="voice table: mean harmonics-to-noise ratio [min, max], dB"
+    )
+    voice_intensity_range_db: tuple[float, float] = Field(
+        (20.0, 100.0), description="voice table: mean intensity of voiced speech [min, max], dB"
+    )
     warning_only: list[str] = Field(
         default_factory=lambda: ["folds.every_video_has_tube"],
         description="expectation names demoted from error to warning (see docs/validation.md)",
@@ -50,7 +62,15 @@ class ValidateConfig(Section):
 
     @model_validator(mode="after")
     def _ranges_ordered(self) -> "ValidateConfig":
-        for key in ("fps_range", "duration_range_s", "brightness_range"):
+        for key in (
+            "fps_range",
+            "duration_range_s",
+            "brightness_range",
+            "voice_f0_range_hz",
+            "voice_f0_sd_range_st",
+            "voice_hnr_range_db",
+            "voice_intensity_range_db",
+        ):
             low, high = getattr(self, key)
             if low > high:
                 raise ValueError(f"{key}: minimum {low} is above maximum {high}")

@@ -1,7 +1,8 @@
 """Stage `validate`: the data gate between face tubes and training.
 
 Validates five areas with Great Expectations -- the manifest, the ingested videos, the face
-tubes, the folds, and leakage across folds -- against thresholds from params.yaml. Writes
+tubes, the folds, and leakage across folds -- and, when given the voice stage's output, a sixth
+(the voice table) against thresholds from params.yaml. Writes
 ``summary.json`` (every expectation with its verdict and observed values), ``data_docs/``
 (GX Data Docs) and ``reference_stats.json`` (training-data statistics for drift monitoring).
 A failed ``error`` expectation raises :class:`GateFailed` so no later stage runs; a failed
@@ -48,7 +49,8 @@ class ValidationResult:
 
 def _summary(outcomes: list[Outcome], success: bool, timings: dict[str, float]) -> dict:
     areas = {}
-    for area in suites.AREAS:
+    validated = {o.area for o in outcomes}
+    for area in (a for a in suites.AREAS if a not in suites.OPTIONAL_AREAS or a in validated):
         mine = [o for o in outcomes if o.area == area]
         areas[area] = {
             "success": all(o.success or o.severity == "warning" for o in mine),
@@ -78,8 +80,10 @@ def run(
     out_dir: Path,
     raise_on_error: bool = True,
     gx_dir: Path | None = REPO_GX_DIR,
+    voice_dir: Path | None = None,
 ) -> ValidationResult:
-    """Validate the ingest + facetubes outputs; write summary, Data Docs and reference statistics.
+    """Validate the ingest + facetubes outputs (and the voice stage's, given ``voice_dir``); write
+    summary, Data Docs and reference statistics.
 
     ``gx_dir`` is the version-controlled GX context; it is only compared with what this run's
     params generate (a warning names stale files), never written.
@@ -95,7 +99,7 @@ def run(
     import great_expectations  # noqa: F401  -- a one-off ~3 s per process, timed on its own
 
     timings = {"gx_import": round(time.perf_counter() - t0, 3)}
-    inputs = frames.load_inputs(Path(ingest_dir), Path(tubes_dir))
+    inputs = frames.load_inputs(Path(ingest_dir), Path(tubes_dir), Path(voice_dir) if voice_dir else None)
     area_frames = frames.area_frames(inputs, cfg.near_duplicate_hamming)
     t1 = time.perf_counter()
     out_dir = Path(out_dir)
@@ -116,7 +120,8 @@ def run(
 
     success = not any(not o.success and o.severity == "error" for o in outcomes)
     summary_path = out_dir / "summary.json"
-    prov = stamp("validate", cfg, {"ingested": Path(ingest_dir) / "ingested.parquet", "tubes": Path(tubes_dir) / "tubes.parquet"})  # fmt: skip
+    prov = stamp("validate", cfg, {"ingested": Path(ingest_dir) / "ingested.parquet", "tubes": Path(tubes_dir) / "tubes.parquet",
+                                   "voice": Path(voice_dir) / "voice.parquet" if voice_dir else None})  # fmt: skip
     summary_path.write_text(
         json.dumps(_summary(outcomes, success, timings) | {"provenance": prov}, indent=2) + "\n",
         encoding="utf-8",

@@ -21,6 +21,8 @@ import pandas as pd
 
 from hypomimia.data.artifacts import read_stage_table
 from hypomimia.data.manifest import DIAGNOSES
+from hypomimia.voice.schema import MEASURES as VOICE_MEASURES
+from hypomimia.voice.schema import STATUSES as VOICE_STATUSES
 
 HEAD_FRAMES = 25  # about a second of tube: enough to tell two clips apart, cheap to decompress
 
@@ -32,9 +34,10 @@ class Inputs:
     tubes: pd.DataFrame
     tubes_dir: Path
     files: tuple[Path, ...]
+    voice: pd.DataFrame | None = None  # the voice stage's table, when the run validates it
 
 
-def load_inputs(ingest_dir: Path, tubes_dir: Path) -> Inputs:
+def load_inputs(ingest_dir: Path, tubes_dir: Path, voice_dir: Path | None = None) -> Inputs:
     files = (ingest_dir / "ingested.parquet", ingest_dir / "folds.parquet", tubes_dir / "tubes.parquet")
     return Inputs(
         ingested=read_stage_table(ingest_dir, "ingested.parquet", "ingest"),
@@ -42,6 +45,7 @@ def load_inputs(ingest_dir: Path, tubes_dir: Path) -> Inputs:
         tubes=read_stage_table(tubes_dir, "tubes.parquet", "facetubes"),
         tubes_dir=tubes_dir,
         files=files,
+        voice=read_stage_table(voice_dir, "voice.parquet", "voice") if voice_dir is not None else None,
     )
 
 
@@ -245,12 +249,47 @@ def leakage_frame(
     return df
 
 
+def _voice_row_consistent(row: dict) -> bool:
+    """The voice row's status agrees with its other columns (docs/validation.md, voice)."""
+    has_audio, status = row.get("has_audio"), row.get("status")
+    if not isinstance(has_audio, bool | np.bool_) or status not in VOICE_STATUSES:
+        return False
+    measured = [m for m in VOICE_MEASURES if pd.notna(row.get(m))]
+    if (status == "no_audio") == bool(has_audio) or (status != "measured" and measured):
+        return False
+    if status == "measured" and pd.isna(row.get("voiced_s")):
+        return False
+    return status != "failed" or bool(row.get("reason"))
+
+
+def voice_frame(voice: pd.DataFrame, ingested: pd.DataFrame) -> pd.DataFrame:
+    """The voice table + ``accepted_in_ingest`` and ``status_consistent``, and one more row (only
+    ``video_id``, ``listed_in_voice`` false) for each accepted video the table lacks: a missing video
+    then fails one named expectation and is shown by its id."""
+    df = voice.copy()
+    if "video_id" not in df.columns:
+        return df  # the voice suite names the missing columns
+    accepted = accepted_rows(ingested).get("video_id", pd.Series(dtype=str))
+    df["listed_in_voice"] = True
+    df["accepted_in_ingest"] = df["video_id"].isin(set(accepted))
+    if {"has_audio", "status"} <= set(df.columns):
+        df["status_consistent"] = [_voice_row_consistent(r) for r in df.to_dict("records")]
+    missing = sorted(set(accepted) - set(df["video_id"]))
+    if missing:
+        extra = pd.DataFrame({"video_id": missing, "listed_in_voice": False, "accepted_in_ingest": True})
+        df = pd.concat([df, extra], ignore_index=True)
+    return df
+
+
 def area_frames(inputs: Inputs, max_hamming: int) -> dict[str, pd.DataFrame]:
-    """The table each suite validates, keyed by area (suite name)."""
-    return {
+    """The table each suite validates, keyed by area (suite name); ``voice`` only when given."""
+    frames = {
         "manifest": manifest_frame(inputs.ingested),
         "ingest": ingest_frame(inputs.ingested),
         "facetubes": facetubes_frame(inputs.tubes, inputs.tubes_dir),
         "folds": folds_frame(inputs.folds, inputs.ingested, inputs.tubes),
         "leakage": leakage_frame(inputs.folds, inputs.ingested, inputs.tubes, inputs.tubes_dir, max_hamming),
     }
+    if inputs.voice is not None:
+        frames["voice"] = voice_frame(inputs.voice, inputs.ingested)
+    return frames

@@ -1,6 +1,7 @@
 """The gate's expectations, generated from the ``validate:`` block of params.yaml.
 
-One suite per area (manifest, ingest, facetubes, folds, leakage); each validates one table (see
+One suite per area (manifest, ingest, facetubes, folds, leakage, and voice when a voice table is
+given); each validates one table (see
 :mod:`hypomimia.validation.frames`). Every expectation has a stable name in ``meta.name`` (what
 failure reports, logs and ``warning_only`` use) and a severity: ``error`` stops the pipeline,
 ``warning`` is reported only. Suites are written as GX JSON with ids derived from the names, so
@@ -17,8 +18,11 @@ from typing import Any
 from hypomimia.config.validate import ValidateConfig
 from hypomimia.data.manifest import DIAGNOSES
 from hypomimia.data.manifest import LABELS as MANIFEST_LABELS
+from hypomimia.voice.schema import MEASURES as VOICE_MEASURES
+from hypomimia.voice.schema import STATUSES as VOICE_STATUSES
 
-AREAS = ("manifest", "ingest", "facetubes", "folds", "leakage")
+AREAS = ("manifest", "ingest", "facetubes", "folds", "leakage", "voice")
+OPTIONAL_AREAS = ("voice",)  # validated only when the run is given that table
 LABELS = list(MANIFEST_LABELS)
 TRAINING_LABELS = list(DIAGNOSES)
 UPDRS_3_2 = [0, 1, 2, 3, 4]
@@ -224,9 +228,69 @@ def _leakage(cfg: ValidateConfig) -> list[Check]:
     ]
 
 
+def _voice(cfg: ValidateConfig) -> list[Check]:
+    required = ["video_id", "subject_id", "has_audio", "status", "reason", "voiced_s", "voiced_share",
+                *VOICE_MEASURES, "feature_version"]  # fmt: skip
+    return [
+        _has_rows("voice"),
+        Check(
+            "voice.required_columns",
+            "ExpectTableColumnsToMatchSet",
+            {"column_set": required, "exact_match": False},
+            "the voice table contract (docs/data-format.md section 4)",
+        ),
+        Check(
+            "voice.video_id_unique",
+            "ExpectColumnValuesToBeUnique",
+            {"column": "video_id"},
+            "one row per video",
+        ),
+        _in_set(
+            "voice.every_accepted_video_has_row",
+            "listed_in_voice",
+            [True],
+            "every accepted video is accounted for (a silent one as has_audio false)",
+        ),
+        _in_set(
+            "voice.only_accepted_videos", "accepted_in_ingest", [True], "rows for videos ingest accepted only"
+        ),
+        _in_set("voice.has_audio_boolean", "has_audio", [True, False], "has_audio is true or false"),
+        _in_set(
+            "voice.status_allowed", "status", list(VOICE_STATUSES), "measured, no_audio, no_voice or failed"
+        ),
+        _in_set(
+            "voice.status_consistent",
+            "status_consistent",
+            [True],
+            "no_audio exactly when has_audio is false, measures only when measured, a reason when failed",
+        ),
+        _between("voice.voiced_share_range", "voiced_share", 0, 1, "a share of the clip"),
+        _between(
+            "voice.f0_mean_range", "f0_mean_hz", *cfg.voice_f0_range_hz, "outside the human voice range"
+        ),
+        _between(
+            "voice.f0_sd_range", "f0_sd_st", *cfg.voice_f0_sd_range_st, "pitch tracking failed (octave jumps)"
+        ),
+        _between("voice.hnr_range", "hnr_db", *cfg.voice_hnr_range_db, "not a voice, or a broken measure"),
+        _between(
+            "voice.intensity_range",
+            "intensity_db",
+            *cfg.voice_intensity_range_db,
+            "clipped or near-silent audio (or a wrong gain)",
+        ),
+    ]
+
+
 def checks(cfg: ValidateConfig) -> list[Check]:
     """Every expectation of the gate, in report order, with severities from ``cfg.warning_only``."""
-    all_checks = [*_manifest(cfg), *_ingest(cfg), *_facetubes(cfg), *_folds(cfg), *_leakage(cfg)]
+    all_checks = [
+        *_manifest(cfg),
+        *_ingest(cfg),
+        *_facetubes(cfg),
+        *_folds(cfg),
+        *_leakage(cfg),
+        *_voice(cfg),
+    ]
     demoted = set(cfg.warning_only)
     return [
         Check(c.name, c.expectation, c.kwargs, c.why, "warning" if c.name in demoted else "error")
