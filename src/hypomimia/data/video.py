@@ -6,9 +6,11 @@ timestamps, which variable-frame-rate phone video needs.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import platform
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,9 +99,63 @@ def _to_rgb(frame: av.VideoFrame, max_side: int | None) -> np.ndarray:
 _X264_CPU = "asm=MMX2,SSE,SSE2" if platform.machine().lower() in ("x86_64", "amd64") else "asm=0"
 
 
-def write_mp4(path: str | Path, frames: Iterable[np.ndarray], fps: int, crf: int = 20) -> Path:
+@dataclass(frozen=True)
+class AudioTrack:
+    """A mono sound track for ``write_mp4``."""
+
+    samples: np.ndarray  # int16
+    sample_rate: int
+    bitrate: int = 48000
+
+
+@contextmanager
+def _ffmpeg_portable_kernels():
+    """FFmpeg's C code instead of the SIMD kernels it picks for this CPU, while a codec opens.
+
+    FFmpeg's AAC encoder runs float MDCTs whose AVX2/FMA3 kernels round differently from the SSE2/C
+    ones (measured: one clip encoded to other bytes with this machine's kernels than with C), so
+    the AAC bytes would depend on the CPU. Kernels are chosen when a codec opens, so forcing the
+    CPU flags for that moment pins them; scaling and H.264 (x264 has its own switch) are untouched.
+    """
+    force = _libavutil().av_force_cpu_flags
+    force(0)
+    try:
+        yield
+    finally:
+        force(-1)  # back to detecting the CPU
+
+
+def _libavutil() -> ctypes.CDLL:
+    # PyAV's wheel bundles its FFmpeg; the already loaded libavutil is the one to reach.
+    libs = Path(av.__file__).resolve().parent.parent / "av.libs"
+    found = sorted(libs.glob("libavutil*.so*")) or sorted(libs.glob("libavutil*.dylib"))
+    return ctypes.CDLL(str(found[0]) if found else "libavutil.so")
+
+
+def _audio_packets(out, audio: AudioTrack) -> list:
+    """Encode ``audio`` as mono AAC (FFmpeg's native encoder, bit-exact) into a new stream of ``out``."""
+    stream = out.add_stream("aac", rate=audio.sample_rate)
+    ctx = stream.codec_context
+    ctx.layout, ctx.bit_rate = "mono", audio.bitrate
+    ctx.flags |= av.codec.context.Flags.bitexact
+    ctx.thread_count = 1
+    with _ffmpeg_portable_kernels():
+        ctx.open()
+    pcm = np.asarray(audio.samples, np.int16).astype(np.float32) / 32768.0  # exact in float32
+    packets = []
+    for i in range(0, len(pcm), ctx.frame_size):
+        frame = av.AudioFrame.from_ndarray(pcm[None, i : i + ctx.frame_size], format="fltp", layout="mono")
+        frame.sample_rate, frame.pts = audio.sample_rate, i
+        packets += stream.encode(frame)
+    return packets + list(stream.encode(None))
+
+
+def write_mp4(
+    path: str | Path, frames: Iterable[np.ndarray], fps: int, crf: int = 20, audio: AudioTrack | None = None
+) -> Path:
     """Encode RGB frames as H.264 mp4, byte-reproducibly on any machine (single-threaded x264 on its
-    portable kernels, no timestamps in metadata).
+    portable kernels, no timestamps in metadata), with ``audio`` as a second stream (AAC) if given.
+    The video stream is the same with or without audio.
 
     Writes to a temporary name and renames, so a killed run never leaves a half-written video.
     """
@@ -124,6 +180,9 @@ def write_mp4(path: str | Path, frames: Iterable[np.ndarray], fps: int, crf: int
                     stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
                     stream.codec_context.flags |= av.codec.context.Flags.bitexact
                     stream.thread_count = 1
+                    if audio is not None:
+                        for packet in _audio_packets(out, audio):
+                            out.mux(packet)
                 for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
                     out.mux(packet)
             if stream is None:
