@@ -25,6 +25,7 @@ from hypomimia.config.phantom import PhantomConfig
 
 # Independent random streams.
 IDENTITY, SCORES, PROFILE, SCENE, TIMELINE, PATTERN, NOISE = range(7)
+VOICE, AUDIO = 7, 8  # a subject's voice; one clip's audio (intonation, aspiration noise, room, gain)
 
 
 def rng_for(seed: int, stream: int, *indices: int) -> np.random.Generator:

@@ -38,6 +38,8 @@ class Profile:
         1.0  # blink closing/opening speed (slowed only where the disease shows in the eyes only)
     )
     lid_droop: float = 0.0  # upper lids lowered at rest (AU45 level; only in the eyes-only disease)
+    # Syllable-rate factor of speech (rate ~ sqrt): the voice's `rate` cue, which jaw and lips share.
+    speech_speed: float = 1.0
 
     def as_dict(self) -> dict:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -124,6 +126,7 @@ def make_profile(
     cues: CueConfig,
     dynamic_only: bool,
     region: str = "face",
+    speech_rate: bool | None = None,
 ) -> Profile:
     """Combine the disease effects (only for switched-on cues) with individual variation.
 
@@ -131,6 +134,7 @@ def make_profile(
     ``cues`` say: "eyes" = blink rate, blink duration and lids lowered at rest only; "mouth" = lower-face expression
     amplitude and lips parted at rest only. Everything else gets the control value, so a model
     can only find the label in that region (the region known answer of the explanations).
+    ``speech_rate`` (the voice's rate cue) slows the syllables of speech; None follows the speed cue.
     """
     eff = severity_effects(updrs)
     on = {
@@ -153,6 +157,8 @@ def make_profile(
         expressivity, own_speed = 1.0, 1.0
     amplitude = eff["amplitude"] if on["amplitude"] else 1.0
     upper_face = eff["upper_face"] if on["amplitude"] else 1.0
+    if speech_rate is None:
+        speech_rate = on["speed"]
     if region == "mouth":
         upper_face = 1.0 / amplitude  # the upper face (amplitude x upper_face) keeps the control value
     return Profile(
@@ -170,4 +176,5 @@ def make_profile(
         # keep their healthy duration, as the natural phantom always had.
         blink_speed=eff["speed"] if region == "eyes" else 1.0,
         lid_droop=LID_DROOP[int(updrs)] if region == "eyes" else 0.0,
+        speech_speed=own_speed * (eff["speed"] if speech_rate else 1.0),
     )

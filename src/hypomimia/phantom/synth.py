@@ -8,15 +8,16 @@ from pathlib import Path
 
 import numpy as np
 
-from hypomimia.config.phantom import PhantomConfig
+from hypomimia.config.phantom import CueConfig, PhantomConfig
 from hypomimia.data.probe import sha256_file
-from hypomimia.data.video import write_mp4
+from hypomimia.data.video import AudioTrack, write_mp4
 from hypomimia.phantom import cohort
 from hypomimia.phantom.cohort import VideoPlan
 from hypomimia.phantom.disease import Profile, draw_scores, make_profile
 from hypomimia.phantom.identities import Identity, describe, draw_identity, draw_scene, source_image
 from hypomimia.phantom.render import Pose, VideoRenderer
 from hypomimia.phantom.timeline import build_timeline, pattern_events
+from hypomimia.phantom.voice import Speech, Voice, draw_voice, synthesize, voice_effects
 
 _N_NOISE = 7  # camera-noise frames per video, reused in a shuffled order (cheaper than fresh noise)
 
@@ -24,20 +25,62 @@ _N_NOISE = 7  # camera-noise frames per video, reused in a shuffled order (cheap
 def subject_identity(cfg: PhantomConfig, subject: cohort.SubjectPlan) -> Identity:
     """Base photo and mirroring follow the pair (balance); face shape, skin, hair and age are the subject's own.
 
-    Dynamic-only studies use identical twins instead: the whole identity follows the pair.
+    Dynamic-only and audio-only studies use identical twins instead: the whole identity follows the pair.
     """
-    key = subject.pair if cfg.dynamic_only else subject.index
-    return draw_identity(cohort.rng_for(cfg.seed, cohort.IDENTITY, key, int(cfg.dynamic_only)), subject.pair)
+    twins = cfg.dynamic_only or cfg.audio_only
+    key = subject.pair if twins else subject.index
+    return draw_identity(cohort.rng_for(cfg.seed, cohort.IDENTITY, key, int(twins)), subject.pair)
 
 
 def subject_profile(cfg: PhantomConfig, subject: cohort.SubjectPlan) -> Profile:
-    # The known-answer studies (dynamic-only, one cue region) include PD patients with moderate-severe
-    # hypomimia (3.2 >= 3: movements 1.6-2x slower; lips parted at rest; lids lowered), an effect a
-    # 16-subject test can detect; see docs/phantom.md. At score 1 the region cues are nearly nil.
-    min_pd = 3 if cfg.dynamic_only or cfg.cue_region != "face" else 1
+    # The known-answer studies (dynamic-only, one cue region, audio-only) include PD patients with
+    # moderate-severe disease (3.2 >= 3: movements 1.6-2x slower; lips parted at rest; lids lowered; a
+    # voice 4.5-6 dB quieter), an effect a 16-subject test can detect; see docs/phantom.md. At score 1
+    # the region cues are nearly nil.
+    min_pd = 3 if cfg.dynamic_only or cfg.audio_only or cfg.cue_region != "face" else 1
     updrs, hy = draw_scores(cohort.rng_for(cfg.seed, cohort.SCORES, subject.index), subject.label, min_pd)
+    if cfg.audio_only:  # twins move alike: no facial cue, and every individual draw follows the pair
+        no_face_cue = CueConfig(amplitude=False, speed=False, blink=False, micro=False, static=False)
+        rng = cohort.rng_for(cfg.seed, cohort.PROFILE, subject.pair, 1)
+        return make_profile(rng, subject.label, updrs, hy, no_face_cue, False, "face", speech_rate=False)
     rng = cohort.rng_for(cfg.seed, cohort.PROFILE, subject.index)
-    return make_profile(rng, subject.label, updrs, hy, cfg.cues, cfg.dynamic_only, cfg.cue_region)
+    return make_profile(
+        rng, subject.label, updrs, hy, cfg.cues, cfg.dynamic_only, cfg.cue_region, speech_rate_cue(cfg)
+    )
+
+
+def voice_cues_on(cfg: PhantomConfig) -> bool:
+    """The voice carries the label unless the study puts it elsewhere (video-only, dynamic-only, a region)."""
+    return not (cfg.video_only or cfg.dynamic_only or cfg.cue_region != "face")
+
+
+def speech_rate_cue(cfg: PhantomConfig) -> bool:
+    """The syllable rate is a voice cue that the lips share: on only where both modalities may differ."""
+    return cfg.voice.cues.rate and voice_cues_on(cfg) and not cfg.audio_only
+
+
+def subject_voice(cfg: PhantomConfig, subject: cohort.SubjectPlan) -> Voice:
+    """The subject's own voice (sex and age from the face); audio-only and video-only studies give PD i
+    and control i one voice, drawn for the pair (with the age of the pair's twin identity)."""
+    if cfg.shared_voices:
+        owner = draw_identity(cohort.rng_for(cfg.seed, cohort.IDENTITY, subject.pair, 1), subject.pair)
+        return draw_voice(cohort.rng_for(cfg.seed, cohort.VOICE, subject.pair, 1), owner.sex, owner.age)
+    identity = subject_identity(cfg, subject)
+    return draw_voice(cohort.rng_for(cfg.seed, cohort.VOICE, subject.index), identity.sex, identity.age)
+
+
+def clip_key(cfg: PhantomConfig, plan: VideoPlan) -> tuple[int, ...]:
+    """The key of a clip's scene, timeline and camera-noise draws: audio-only twins share them."""
+    return (plan.subject.pair, plan.video, 1) if cfg.audio_only else (plan.subject.index, plan.video)
+
+
+def clip_speech(cfg: PhantomConfig, plan: VideoPlan, profile: Profile, events: list) -> Speech:
+    """The clip's audio, on the syllables of its timeline ``events``."""
+    voice = subject_voice(cfg, plan.subject)
+    effects = voice_effects(profile, cfg.voice.cues, voice_cues_on(cfg))
+    key = (plan.subject.pair, plan.video, 1) if cfg.shared_voices else (plan.subject.index, plan.video)
+    rng = cohort.rng_for(cfg.seed, cohort.AUDIO, *key)
+    return synthesize(voice, effects, events, profile.amplitude, cfg.duration_s, cfg.voice.sample_rate, rng)
 
 
 def _cycles(cfg: PhantomConfig, plan: VideoPlan, profile: Profile) -> tuple[list, float]:
@@ -70,20 +113,28 @@ def render_frames(renderer: VideoRenderer, timeline, noise_sigma: float, rng: np
         digests.update({k: h.hexdigest() for k, h in steps.items()})
 
 
-def render_clip(cfg: PhantomConfig, identity, profile, key: tuple[int, int], task: str, path: Path,
-                pattern=None, cycles=None, digests: dict | None = None):  # fmt: skip
+def render_clip(cfg: PhantomConfig, identity, profile, key: tuple[int, ...], task: str, path: Path,
+                pattern=None, cycles=None, digests: dict | None = None, speak=None):  # fmt: skip
     """Draw the scene and timeline of clip ``key`` = (subject index, video index), render and encode it
-    to ``path``; returns (scene, timeline, crf). Every random draw is keyed by (seed, stream, key), so a
-    clip's bytes do not depend on which other clips are rendered, or in which process."""
+    to ``path``; returns (scene, timeline, crf, speech). Every random draw is keyed by (seed, stream, key),
+    so a clip's bytes do not depend on which other clips are rendered, or in which process.
+    ``speak(events) -> Speech`` (optional) gives the clip a sound track on the timeline's events."""
     scene = draw_scene(cohort.rng_for(cfg.seed, cohort.SCENE, *key))
     rng = cohort.rng_for(cfg.seed, cohort.TIMELINE, *key)
     timeline = build_timeline(rng, task, cfg.duration_s, cfg.fps, profile, pattern, cycles)
+    speech = speak(timeline.events) if speak is not None else None
+    audio = None
+    if speech is not None:
+        audio = AudioTrack(speech.samples, speech.sample_rate, cfg.voice.bitrate_kbps * 1000)
+        if digests is not None:  # the samples before encoding: tells synthesis from AAC (render_frames)
+            digests["audio"] = hashlib.sha256(speech.samples.tobytes()).hexdigest()
     src, lm = source_image(identity, scene)
     renderer = VideoRenderer(src, lm, identity, scene, cfg.size)
     noise_rng = cohort.rng_for(cfg.seed, cohort.NOISE, *key)
     crf = int(np.clip(cfg.crf + scene.crf_offset, 0, 51))
-    write_mp4(path, render_frames(renderer, timeline, scene.noise_sigma, noise_rng, digests), cfg.fps, crf)
-    return scene, timeline, crf
+    frames = render_frames(renderer, timeline, scene.noise_sigma, noise_rng, digests)
+    write_mp4(path, frames, cfg.fps, crf, audio)
+    return scene, timeline, crf, speech
 
 
 def make_video(cfg: PhantomConfig, plan: VideoPlan, out_dir: Path, digests: dict | None = None) -> dict:
@@ -96,16 +147,11 @@ def make_video(cfg: PhantomConfig, plan: VideoPlan, out_dir: Path, digests: dict
     profile = subject_profile(cfg, subject)
     pattern, cycles = _cycles(cfg, plan, profile) if cfg.dynamic_only else (None, None)
     rel = Path("videos") / f"{plan.video_id}.mp4"
-    scene, timeline, crf = render_clip(
-        cfg,
-        identity,
-        profile,
-        (subject.index, plan.video),
-        plan.task,
-        out_dir / rel,
-        pattern,
-        cycles,
-        digests,
+    speak = None
+    if plan.task in cfg.voice.tasks:
+        speak = lambda events: clip_speech(cfg, plan, profile, events)  # noqa: E731
+    scene, timeline, crf, speech = render_clip(
+        cfg, identity, profile, clip_key(cfg, plan), plan.task, out_dir / rel, pattern, cycles, digests, speak
     )
 
     age = identity.age
@@ -121,8 +167,13 @@ def make_video(cfg: PhantomConfig, plan: VideoPlan, out_dir: Path, digests: dict
         "dynamic_only": cfg.dynamic_only,
         "cues": cfg.cues.model_dump(),
         "cue_region": cfg.cue_region,
+        "audio_only": cfg.audio_only,
+        "video_only": cfg.video_only,
         **timeline.to_json(),
     }
+    if speech is not None:
+        truth["audio"] = {"codec": "aac", "bitrate_kbps": cfg.voice.bitrate_kbps,
+                          "voice_cues": cfg.voice.cues.model_dump(), **speech.truth}  # fmt: skip
     truth_rel = Path("truth") / f"{plan.video_id}.json"
     _write_json(out_dir / truth_rel, truth)
     return {
@@ -142,6 +193,7 @@ def make_video(cfg: PhantomConfig, plan: VideoPlan, out_dir: Path, digests: dict
         # that split a pair reward memorising the partner's face with the opposite label.
         "split_group": f"ph_pair{subject.pair:03d}",
         "truth": truth_rel.as_posix(),
+        "audio": speech is not None,
         "sha256": sha256_file(out_dir / rel),
     }
 

@@ -142,7 +142,7 @@ def task_events(rng: np.random.Generator, task: str, duration: float, profile: P
             rng, kinds, rng.uniform(0.2, 0.5), duration - 0.1, ramp, (0.4, 0.7), (0.2, 0.4), a, a_up
         )
     if task == "speech":
-        events = _speech(rng, rng.uniform(0.2, 0.5), duration, a, profile.speed)
+        events = _speech(rng, rng.uniform(0.2, 0.5), duration, a, profile.speech_speed)
         if rng.random() < 0.5:  # a brow raise for emphasis
             t = rng.uniform(0.5, max(0.6, duration - 1.5))
             events.append(Event("brow_raise", {"au1_2": 0.5 * a_up}, t, ramp, 0.4, ramp))

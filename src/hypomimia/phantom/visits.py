@@ -7,9 +7,9 @@ The cohort generator draws one score per subject. Monitoring needs two more know
 * a window whose PD patients are more severe than the training cohort's (``severe_cohort``), a
   population shift with the camera unchanged.
 
-A subject keeps its identity and individual traits (expressivity, own speed, blink rate) in every
-session; only the disease effects of the chosen score change, and each clip draws its own scene
-and timeline, as a new recording would. Rendering is the cohort generator's (``synth``).
+A subject keeps its identity, voice and individual traits (expressivity, own speed, blink rate) in
+every session; only the disease effects of the chosen score change, and each clip draws its own scene,
+timeline and audio, as a new recording would (clips of ``voice.tasks`` get a sound track). Rendering is the cohort generator's (``synth``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from hypomimia.data.manifest import COLUMNS
 from hypomimia.data.probe import sha256_file
 from hypomimia.phantom import cohort
 from hypomimia.phantom.disease import make_profile
-from hypomimia.phantom.synth import render_clip, subject_identity
+from hypomimia.phantom.synth import clip_speech, render_clip, speech_rate_cue, subject_identity
 
 
 @dataclass(frozen=True)
@@ -80,10 +80,22 @@ def render_visit(cfg: PhantomConfig, visit: Visit, out_dir: Path) -> dict:
     )
     traits = cohort.rng_for(cfg.seed, cohort.PROFILE, visit.subject)  # same traits in every session
     profile = make_profile(
-        traits, visit.label, visit.updrs_3_2, hy, cfg.cues, cfg.dynamic_only, cfg.cue_region
+        traits,
+        visit.label,
+        visit.updrs_3_2,
+        hy,
+        cfg.cues,
+        cfg.dynamic_only,
+        cfg.cue_region,
+        speech_rate_cue(cfg),
     )
     rel = Path("videos") / f"{visit.video_id}.mp4"
-    scene, _, _ = render_clip(cfg, identity, profile, (visit.subject, visit.video), visit.task, out_dir / rel)
+    clip = cohort.VideoPlan(plan, visit.video, visit.task, visit.session)
+    speak = None
+    if visit.task in cfg.voice.tasks:  # the subject's own voice, with this session's disease effects
+        speak = lambda events: clip_speech(cfg, clip, profile, events)  # noqa: E731
+    key = (visit.subject, visit.video)
+    scene, *_ = render_clip(cfg, identity, profile, key, visit.task, out_dir / rel, speak=speak)
     return {
         "video_id": visit.video_id,
         "path": rel.as_posix(),

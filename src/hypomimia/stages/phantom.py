@@ -3,7 +3,8 @@
 Output folder (``docs/phantom.md``): ``videos/<video_id>.mp4``, ``manifest.csv`` in the
 manifest format of ``docs/data-format.md`` section 1 (paths relative to the folder),
 ``truth/<video_id>.json`` per video (event timeline, per-frame AU intensities, head pose,
-blink frames, the subject's disease profile) and ``phantom.json`` (generator config and seed).
+blink frames, the subject's disease profile, and for clips with a sound track every audio parameter)
+and ``phantom.json`` (generator config and seed, disease effect tables).
 Same config and seed -> byte-identical files, whatever the number of workers.
 """
 
@@ -27,6 +28,7 @@ from hypomimia.data.manifest import COLUMNS
 from hypomimia.phantom.cohort import VideoPlan, plan_videos
 from hypomimia.phantom.disease import severity_effects
 from hypomimia.phantom.synth import make_video
+from hypomimia.phantom.voice import VOICE_EFFECTS
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +110,11 @@ def run(cfg: PhantomConfig, out_dir: Path, progress: bool = True) -> PhantomResu
         "pd_subjects": n_pd,
         "control_subjects": len(subjects) - n_pd,
         "severity_effects": {str(u): severity_effects(u) for u in range(5)},
+        "voice": {
+            "effects": {str(u): effects for u, effects in VOICE_EFFECTS.items()},
+            "codec": "aac",
+            "videos_with_audio": [r["video_id"] for r in rows if r["audio"]],
+        },
         "sha256": {r["video_id"]: r["sha256"] for r in rows},
     }
     (out_dir / "phantom.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
