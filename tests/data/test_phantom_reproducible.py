@@ -159,7 +159,10 @@ _STEPS = {
     "moved a control point across a grid midpoint",
     "frames": "pixels: the warp, lids, mouth or camera noise (OpenCV remap/fillPoly/GaussianBlur, numpy) "
     "differ after an identical geometry",
-    "encoding": "encoding: identical pixels, other mp4 bytes (PyAV's RGB->YUV conversion or x264)",
+    "audio": "audio: the voice's samples before AAC (phantom/voice.py: numpy/scipy float math before the int16 "
+    "rounding)",
+    "encoding": "encoding: identical pixels (and audio samples), other mp4 bytes (PyAV's RGB->YUV conversion, "
+    "x264 or FFmpeg's AAC encoder)",
 }
 
 
@@ -167,8 +170,8 @@ def _likely_step(cfg, plan, golden_steps: dict, tmp: Path) -> str:
     digests: dict = {}
     (tmp / "videos").mkdir(parents=True, exist_ok=True)
     make_video(cfg, plan, tmp, digests)
-    for step in ("geometry", "frames"):
-        if digests[step] != golden_steps[step]:
+    for step in ("geometry", "frames", "audio"):
+        if digests.get(step) != golden_steps.get(step):
             return _STEPS[step]
     return _STEPS["encoding"]
 
