@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import av
+import av.filter
 import numpy as np
 from PIL import Image
 
@@ -33,12 +34,21 @@ def encode(
     faststart: bool = False,
     seed: int = 0,
     flat: bool = False,
+    audio: np.ndarray | None = None,
+    audio_rate: int = 16000,
+    audio_codec: str = "aac",
+    container: str = "mp4",
 ) -> Path:
-    """H.264 mp4 of ``n`` frames (noise, or flat grey for big frames). ``pts_ms`` gives uneven timestamps."""
+    """H.264 mp4 of ``n`` frames (noise, or flat grey for big frames). ``pts_ms`` gives uneven timestamps.
+
+    ``audio`` (``(channels, samples)`` floats, full scale 1.0) adds an ``audio_codec`` track at ``audio_rate``
+    (PCM needs ``container="mov"``).
+    """
     w, h = size
     rng = np.random.default_rng(seed)
     options = {"movflags": "+faststart"} if faststart else {}
-    with av.open(str(path), "w", format="mp4", options=options) as out:
+    with av.open(str(path), "w", format=container, options=options) as out:
+        sound = _audio_stream(out, len(audio), audio_rate, audio_codec) if audio is not None else None
         stream = out.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "threads": "1"})
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         if rotation is not None:
@@ -58,26 +68,75 @@ def encode(
                 out.mux(packet)
         for packet in stream.encode():
             out.mux(packet)
+        if sound is not None:
+            _encode_audio(out, sound, audio)
     return path
+
+
+def tone(seconds: float, rate: int = 16000, dbfs: float = -20.0, hz: float = 997.0, channels: int = 1):
+    """A sine of peak level ``dbfs`` (0 = full scale), ``(channels, samples)`` float32."""
+    t = np.arange(round(seconds * rate)) / rate
+    wave = 10 ** (dbfs / 20) * np.sin(2 * np.pi * hz * t)
+    return np.repeat(wave[None], channels, axis=0).astype(np.float32)
 
 
 def encode_audio(path: Path, seconds: float = 1.0, rate: int = 16000) -> Path:
     """An AAC sine tone in an mp4/m4a container: a voice memo, no video."""
-    t = np.arange(int(seconds * rate)) / rate
-    signal = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
     with av.open(str(path), "w", format="mp4") as out:
-        stream = out.add_stream("aac", rate=rate)
-        stream.layout = "mono"
-        for start in range(0, len(signal), 1024):
-            frame = av.AudioFrame.from_ndarray(
-                signal[None, start : start + 1024], format="fltp", layout="mono"
-            )
-            frame.sample_rate, frame.pts = rate, start
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+        _encode_audio(out, _audio_stream(out, 1, rate), tone(seconds, rate, dbfs=20 * np.log10(0.3), hz=440))
     return path
+
+
+def _audio_stream(out, channels: int, rate: int, codec: str = "aac"):
+    stream = out.add_stream(codec, rate=rate)
+    stream.layout = {1: "mono", 2: "stereo"}[channels]
+    return stream
+
+
+def _encode_audio(out, stream, signal: np.ndarray) -> None:
+    """Encode ``signal`` (channels x samples, full scale 1.0) into the audio ``stream``."""
+    rate, layout = stream.rate, stream.layout.name
+    for start in range(0, signal.shape[1], 1024):  # AAC codes 1024 samples a frame
+        chunk = np.ascontiguousarray(signal[:, start : start + 1024], np.float32)
+        frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
+        frame.sample_rate, frame.pts = rate, start
+        for packet in stream.encode(frame):
+            out.mux(packet)
+    for packet in stream.encode():
+        out.mux(packet)
+
+
+def ffmpeg_ebur128(x: np.ndarray, rate: int) -> float:
+    """FFmpeg's own BS.1770 meter (the ebur128 filter, bundled with PyAV): an independent implementation."""
+    layout = {1: "mono", 2: "stereo"}[len(x)]
+    graph = av.filter.Graph()
+    source = graph.add_abuffer(
+        sample_rate=rate, format="fltp", layout=layout, time_base=fractions.Fraction(1, rate)
+    )
+    meter, sink = graph.add("ebur128", "metadata=1"), graph.add("abuffersink")
+    source.link_to(meter)
+    meter.link_to(sink)
+    graph.configure()
+    readings = []
+
+    def drain():
+        while True:
+            try:
+                frame = graph.pull()
+            except (av.error.BlockingIOError, av.error.EOFError):
+                return
+            if value := frame.metadata.get("lavfi.r128.I"):
+                readings.append(float(value))
+
+    for start in range(0, x.shape[1], 1024):
+        chunk = np.ascontiguousarray(x[:, start : start + 1024], np.float32)
+        frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
+        frame.sample_rate, frame.pts, frame.time_base = rate, start, fractions.Fraction(1, rate)
+        graph.push(frame)
+        drain()
+    graph.push(None)
+    drain()
+    return readings[-1]
 
 
 def _patch_codec_tag(src: Path, dst: Path, tag: bytes) -> Path:
