@@ -111,7 +111,9 @@ class Gateway:
             await self._test_delay(ctx)
             await anyio.to_thread.run_sync(pr.check_upload, video, CFG)
             tube = await anyio.to_thread.run_sync(pr.face_tube, video, self.served)
-            return await self._answer(pr.clip_frames(tube.frames, self.served)), pr.quality_summary(tube)
+            landmark = await anyio.to_thread.run_sync(pr.landmark_margin, tube, self.served)
+            clips = pr.clip_frames(tube.frames, self.served)
+            return await self._answer(clips, landmark), pr.quality_summary(tube)
 
         return await self._respond("predict", ctx, subject_ref, session, work)
 
@@ -147,8 +149,8 @@ class Gateway:
         out = await self._respond(endpoint, status, subject_ref, session, work)
         return status.response.status_code, out, kept.get("embedding")
 
-    async def _answer(self, clips: np.ndarray) -> dict:
-        return pr.answer(self.served, await self.model.to_async.forward(clips))
+    async def _answer(self, clips: np.ndarray, landmark: float | None = None) -> dict:
+        return pr.answer(self.served, await self.model.to_async.forward(clips), landmark)
 
     async def _test_delay(self, ctx) -> None:
         if TEST_HOOKS and ctx is not None and ctx.request.headers.get("x-test-delay-s"):

@@ -44,8 +44,26 @@ class AugmentConfig(Section):
         return self
 
 
+class LandmarkStreamConfig(Section):
+    """The I3D recipe's second stream: the tubes' landmark motion, fused late (hypomimia.models.fusion)."""
+
+    enabled: bool = Field(
+        False,
+        description="fit a logistic regression on the dynamic-landmark features of the training videos and "
+        "fuse its margin with the network's (the shipped recipe; docs/training.md). Only the i3d has it",
+    )
+    video_weight: float = Field(
+        0.5, ge=0.0, le=1.0, description="weight of the standardised video stream (1 - it: the landmarks)"
+    )
+    c: float = Field(1.0, gt=0.0, description="inverse L2 strength of the landmark logistic regression")
+    blink_threshold: float = Field(
+        0.7, gt=0.0, lt=1.0, description="a blink: eye aspect ratio below this fraction of the tube's median"
+    )
+
+
 class TrainConfig(Section):
     model: ModelConfig = ModelConfig()
+    landmark_stream: LandmarkStreamConfig = LandmarkStreamConfig()
     augment: AugmentConfig = AugmentConfig()
     stride: int = Field(2, ge=1, le=32, description="temporal stride between sampled frames")
     fold: int = Field(0, ge=0, description="held-out test fold; fold+1 (mod folds) is the validation fold")

@@ -78,8 +78,12 @@ def train_config(
 ) -> TrainConfig:
     """The train params of one network task: the shipped ones with the setting, fold, epochs and seed
     (``None`` = train.seed) applied; nothing registered (evaluation runs are measurements, not candidates)."""
-    # The frame-difference stream is part of the I3D recipe; the comparison networks see plain RGB.
+    # The frame-difference and landmark streams are part of the I3D recipe; the comparison networks see
+    # plain RGB only (evaluate reports the I3D's video stream alone as well).
     stream = train.model.stream if setting.model == "i3d" else "rgb"
+    landmark_stream = train.landmark_stream.model_copy(
+        update={"enabled": setting.model == "i3d" and train.landmark_stream.enabled}
+    )
     model = train.model.model_copy(update={"arch": setting.model, "frames": setting.frames, "stream": stream})
     update = {
         "model": model,
@@ -88,6 +92,7 @@ def train_config(
         "seed": train.seed if seed is None else seed,
         "registered_model": "",
         "log_model": False,
+        "landmark_stream": landmark_stream.model_dump(),
     }
     if epochs is not None:
         update["epochs"] = epochs

@@ -74,6 +74,12 @@ class ServedModel:
     data_version: str | None = None
     embed_dim: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    landmark_stream: Any = None  # models.fusion.LandmarkStream of a two-stream model, else None
+    fusion: Any = None  # models.fusion.LateFusion, with the landmark stream
+
+    @property
+    def streams(self) -> list[str]:
+        return ["video", "landmarks"] if self.fusion is not None else ["video"]
 
 
 def resolve_model(
@@ -200,6 +206,14 @@ def load_served_model(
     data_version = (meta.get("lineage") or {}).get("data_version") or (
         json.loads(source_file.read_text()).get("data_version") if source_file.is_file() else None
     )
+    streams = {}
+    if "fusion" in extra and "landmark_stream" in extra:
+        from hypomimia.models.fusion import LandmarkStream, LateFusion
+
+        streams = {
+            "landmark_stream": LandmarkStream.from_dict(extra["landmark_stream"]),
+            "fusion": LateFusion.from_dict(extra["fusion"]),
+        }
     net = loaded.model.eval()
     with torch.inference_mode():
         dim = int(net.embed(torch.zeros(1, *loaded.clip["shape"])).shape[1])
@@ -220,6 +234,7 @@ def load_served_model(
         data_version=str(data_version) if data_version else None,
         embed_dim=dim,
         extra=extra,
+        **streams,
     )
 
 
@@ -298,11 +313,41 @@ def forward(model: ServedModel, clips: np.ndarray) -> np.ndarray:
     return torch.cat([margin, out["embedding"].float()], dim=1).numpy().astype(np.float32)
 
 
-def answer(model: ServedModel, outputs: np.ndarray) -> dict[str, Any]:
+def landmark_margin(tube, model: ServedModel) -> float | None:
+    """The landmark stream's margin of a tube (None: a video-only model). Same features as training."""
+    if model.landmark_stream is None:
+        return None
+    return model.landmark_stream.tube_margin(tube.landmarks, tube.valid, tube.fps)
+
+
+def _p(margins: np.ndarray, temperature: float) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(np.asarray(margins, np.float64) / temperature, -60, 60)))
+
+
+def answer(model: ServedModel, outputs: np.ndarray, landmark: float | None = None) -> dict[str, Any]:
     """Calibrated P(PD) per clip (temperature-scaled), averaged per video as in evaluation; the label
-    abstains ('uncertain') inside the band. Also the spread over clips (the answer's uncertainty)."""
-    margins = outputs[:, 0].astype(np.float64)
-    p_clips = 1.0 / (1.0 + np.exp(-np.clip(margins / model.temperature, -60, 60)))
+    abstains ('uncertain') inside the band. Also the spread over clips (the answer's uncertainty).
+
+    A two-stream model fuses each clip's video margin with the video's ``landmark`` margin, as in
+    training; without landmarks (a tube upload carries frames only) it answers from the video stream
+    with that stream's own temperature, and ``streams`` says so."""
+    video = outputs[:, 0].astype(np.float64)
+    streams: dict[str, Any] = {}
+    if model.fusion is None:
+        p_clips = _p(video, model.temperature)
+        streams["video"] = {"p_pd": float(p_clips.mean())}
+        note = "one stream: the video network"
+    else:
+        p_video = _p(video, model.fusion.video_temperature)
+        streams["video"] = {"p_pd": float(p_video.mean())}
+        if landmark is None:
+            p_clips = p_video
+            streams["landmarks"] = {"p_pd": None, "reason": "no landmarks: a tube upload carries frames only"}
+            note = "video stream only: no landmarks with this input (send the video to /predict for both streams)"
+        else:
+            p_clips = _p(model.fusion.fuse(video, landmark), model.fusion.temperature)
+            streams["landmarks"] = {"p_pd": float(_p(landmark, 1.0))}
+            note = "fused: video and landmark streams"
     p = float(p_clips.mean())
     if abs(p - 0.5) < model.abstain_band:
         label = "uncertain"
@@ -316,6 +361,11 @@ def answer(model: ServedModel, outputs: np.ndarray) -> dict[str, Any]:
             "clip_p_sd": float(p_clips.std()),
             "clip_p_range": [float(p_clips.min()), float(p_clips.max())],
             "abstain_band": [0.5 - model.abstain_band, 0.5 + model.abstain_band],
+        },
+        "streams": {
+            "used": [k for k, v in streams.items() if v["p_pd"] is not None],
+            "note": note,
+            **streams,
         },
         "clips": [{"index": i, "p_pd": float(q)} for i, q in enumerate(p_clips)],
         "embedding": outputs[:, 1:].mean(0).astype(float).tolist(),
@@ -338,7 +388,7 @@ def predict_video(path: Path, model: ServedModel, limits: ServeConfig | None = N
     """The whole path in one process (offline scoring, benchmarks): upload checks, tube, clips, answer."""
     check_upload(Path(path), limits or ServeConfig())
     tube = face_tube(Path(path), model)
-    result = answer(model, forward(model, clip_frames(tube.frames, model)))
+    result = answer(model, forward(model, clip_frames(tube.frames, model)), landmark_margin(tube, model))
     result["tube_quality"] = quality_summary(tube)
     return result
 
@@ -370,6 +420,7 @@ def model_summary(model: ServedModel) -> dict[str, Any]:
         "metrics": meta.get("metrics", {}),
         "subject_level_test": (model.metrics.get("overall") or {}).get("subject", {}),
         "calibration": {"temperature": model.temperature, "abstain_band": model.abstain_band},
+        "streams": model.streams,
         "input": {
             "clip": {"frames": model.frames, "stride": model.stride, "size": model.size},
             "clips_per_video": model.clips_per_video,
@@ -396,7 +447,7 @@ def explain_video(path: Path, model: ServedModel, limits: ServeConfig | None = N
 
     check_upload(Path(path), limits or ServeConfig())
     tube = face_tube(Path(path), model)
-    result = answer(model, forward(model, clip_frames(tube.frames, model)))
+    result = answer(model, forward(model, clip_frames(tube.frames, model)), landmark_margin(tube, model))
     n = len(tube.frames)
     starts = clip_starts(n, (model.frames - 1) * model.stride + 1, model.clips_per_video)
     idx = frame_indices(starts[len(starts) // 2], model.frames, model.stride, n)

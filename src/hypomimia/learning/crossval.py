@@ -42,6 +42,11 @@ def load_run(train_dir: Path) -> tuple[pd.DataFrame, dict]:
         ) from None
     clips = clips[clips["split"] == "test"].copy()
     clips["margin"] = clips["margin"] / m.get("temperature", 1.0)  # evaluate() at T = 1 gives the run's p
+    fusion = (m.get("streams") or {}).get("fusion")
+    if fusion and "margin_video" in clips:  # a two-stream run: its video stream alone, on its own scale
+        clips["margin_video"] = clips["margin_video"] / fusion["video_temperature"]
+    else:
+        clips = clips.drop(columns=["margin_video", "margin_landmarks"], errors="ignore")
     return clips, headline
 
 

@@ -11,12 +11,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 
 from hypomimia.errors import UserError
-from hypomimia.inference.predictor import ServedModel, answer, clip_frames, forward, load_served_model
+from hypomimia.inference.predictor import (
+    ServedModel,
+    answer,
+    clip_frames,
+    forward,
+    landmark_margin,
+    load_served_model,
+)
 
 
 @dataclass
@@ -36,9 +44,18 @@ class Scorer:
         return cls(load_served_model(path.parent if path.suffix == ".pt" else path, threads=threads))
 
     def frames(self, tube: Path) -> np.ndarray:
+        return self.tube(tube).frames
+
+    def tube(self, tube: Path) -> SimpleNamespace:
+        """The tube's frames, and its landmarks for a two-stream model (what /predict sees)."""
         try:
             with np.load(tube) as z:
-                return z["frames"]
+                if self.model.landmark_stream is None:
+                    return SimpleNamespace(frames=z["frames"], landmarks=None)
+                valid = z["valid"] if "valid" in z.files else None
+                return SimpleNamespace(
+                    frames=z["frames"], landmarks=z["landmarks"], valid=valid, fps=float(z["fps"])
+                )
         except (OSError, KeyError, ValueError) as e:
             raise UserError(
                 f"face tube {Path(tube).name} is unreadable ({e})", "re-run hypomimia facetubes"
@@ -48,7 +65,9 @@ class Scorer:
         """``table`` needs ``video_id`` and ``tube``; returns (videos with p_pd, label, emb_*; clips)."""
         videos, clips = [], []
         for row in table.itertuples(index=False):
-            a = answer(self.model, forward(self.model, clip_frames(self.frames(Path(row.tube)), self.model)))
+            tube = self.tube(Path(row.tube))
+            outputs = forward(self.model, clip_frames(tube.frames, self.model))
+            a = answer(self.model, outputs, landmark_margin(tube, self.model))
             clips += [{"video_id": row.video_id, "clip": c["index"], "p": c["p_pd"]} for c in a["clips"]]
             emb = {f"emb_{i}": float(v) for i, v in enumerate(a["embedding"])}
             videos.append({"video_id": row.video_id, "p_pd": a["p_pd"], "label": a["label"], **emb})

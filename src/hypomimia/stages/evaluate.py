@@ -176,9 +176,14 @@ def fit(
             videos[videos["fold"] != task.fold], videos[videos["fold"] == task.fold], feats,
             classifier=lc.classifier, c=lc.c, seed=cfg.seed,
         )  # fmt: skip
-    clips = clips[["video_id", "subject_id", "label", "margin"]].assign(
-        subject_id=lambda d: d["subject_id"].astype(str)
-    )
+    keep = [
+        "video_id",
+        "subject_id",
+        "label",
+        "margin",
+        *(["margin_video"] if "margin_video" in clips else []),
+    ]
+    clips = clips[keep].assign(subject_id=lambda d: d["subject_id"].astype(str))
     clips.to_parquet(run_dir / CLIPS, index=False)
     jsonio.write(done, {"spec": spec, "source": source, "seconds": round(time.perf_counter() - t0, 2)})
     return run_dir
@@ -388,6 +393,20 @@ def _seed_summary(
     }
 
 
+def _video_stream_setting(cfg: EvaluateConfig, train: TrainConfig, runs: dict, wanted: list[int]):
+    """(setting, {seed: [clips per fold]}) of the reference's video stream alone, when its runs are
+    two-stream runs (their clips carry ``margin_video``); else None."""
+    ref = next(x for x in plan.settings(cfg, train) if x.name == cfg.reference)
+    if not ref.network:
+        return None
+    by_seed = {seed: [runs[(ref.run_key, seed, k)] for k in wanted] for seed in plan.seeds_of(ref, cfg)}
+    if not all("margin_video" in c for fold_clips in by_seed.values() for c in fold_clips):
+        return None
+    video = {seed: [c.assign(margin=c["margin_video"]).drop(columns="margin_video") for c in fold_clips]
+             for seed, fold_clips in by_seed.items()}  # fmt: skip
+    return Setting(f"{ref.name}_video_stream", ref.model, ref.frames, ref.stride), video
+
+
 def _yp(t: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return t["label"].to_numpy(int), t["p"].to_numpy(float)
 
@@ -445,11 +464,29 @@ def gather(
         }
         tables[s.name], pooled_clips[s.name] = table, clips
 
+    stream = _video_stream_setting(cfg, train, runs, wanted)
+    if stream is not None:  # the reference's video stream alone: the landmark stream's ablation, no training
+        s, by_seed = stream
+        per_fold_clips = [ensemble_clips([by_seed[seed][i] for seed in by_seed]) for i in range(len(wanted))]
+        clips = pd.concat(per_fold_clips, ignore_index=True)
+        table = report.subject_table(clips)
+        ev_settings[s.name] = {
+            "setting": s.to_dict(),
+            "runs": ev_settings[cfg.reference]["runs"],
+            "derived": "the reference runs' video-stream margins (margin_video), without the landmark stream",
+            "folds": [{"fold": k, "subjects": len(t), "subject_auroc": auroc(*_yp(t))}
+                      for k, t in zip(wanted, (report.subject_table(c) for c in per_fold_clips), strict=True)],
+            "pooled": report.pooled(clips, n_bootstrap=cfg.bootstrap, seed=cfg.seed, bins=cfg.calibration_bins),
+            "seeds": _seed_summary(s, by_seed, wanted, fold_of, cfg),
+            "calibration": calibration.summary(table, fold_of, cfg.calibration),
+        }  # fmt: skip
+        tables[s.name], pooled_clips[s.name] = table, clips
+
     ref = cfg.reference
     kw = {"n_bootstrap": cfg.bootstrap, "seed": cfg.seed, "method": cfg.correction, "alpha": cfg.alpha}
     model_names = [n for n, r in ev_settings.items() if r["setting"]["design"] is None]
     comparisons = report.compare(tables, [(ref, m) for m in model_names if m != ref], **kw)
-    ref_key = plan.settings(cfg, train)[model_names.index(ref)].run_key
+    ref_key = next(x.run_key for x in plan.settings(cfg, train) if x.name == ref)
     ablation_pairs = [(n, ref) for n, r in ev_settings.items() if r["setting"]["design"] is not None
                       and Setting(**r["setting"]).run_key != ref_key]  # fmt: skip
     ablation_comparisons = report.compare(tables, ablation_pairs, **kw)

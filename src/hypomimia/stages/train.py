@@ -39,6 +39,7 @@ from hypomimia.learning.clips import (
     EpochSampler,
     prepare_frame_cache,
 )
+from hypomimia.learning.fusion import fit_two_streams
 from hypomimia.learning.metrics import evaluate, fit_temperature, with_probability
 from hypomimia.learning.training import (
     BEST,
@@ -269,6 +270,18 @@ def run(
         val_clips = predict_clips(model, val_dl, val_ds, cfg, d.device, d)
         test_clips = predict_clips(model, test_dl, test_ds, cfg, d.device, d)
         temperature = fit_temperature(val_clips["margin"].to_numpy(), val_clips["label"].to_numpy())
+        streams = None
+        if cfg.landmark_stream.enabled and mc.arch == "i3d":
+            # The second stream: landmark motion, fused late (models/fusion.py); from here on, margin is fused.
+            video_temperature = temperature
+            landmark, fusion, val_clips, test_clips = fit_two_streams(
+                cfg.landmark_stream, split.train, split.val + split.test, val_clips, test_clips, temperature
+            )
+            temperature = fusion.temperature
+            streams = {"landmark_stream": landmark.to_dict(), "fusion": fusion.to_dict()}
+            log.info(
+                "two streams: video temperature %.4f, fused temperature %.4f", video_temperature, temperature
+            )
         kw = {
             "temperature": temperature,
             "abstain_band": cfg.abstain_band,
@@ -277,6 +290,8 @@ def run(
             "video_info": split.info,
         }
         metrics = evaluate(test_clips, **kw)
+        if streams is not None:
+            metrics["streams"] = _stream_metrics(val_clips, test_clips, streams["fusion"])
         metrics["validation"] = evaluate(val_clips, **{**kw, "n_bootstrap": 0})["overall"]["subject"]
         metrics["split"] = {"test_fold": cfg.fold, "repeat": cfg.repeat, **split.counts}
         metrics["best_epoch"] = progress["best_epoch"]
@@ -301,7 +316,9 @@ def run(
         )
         if d.is_main:
             run_id = tracker.run_id if tracker is not None and tracker.on else None
-            _write_outputs(result, cfg, model, tubes_dir, split, val_clips, test_clips, temperature, run_id)
+            _write_outputs(
+                result, cfg, model, tubes_dir, split, val_clips, test_clips, temperature, run_id, streams
+            )
             if tracker is not None:
                 tracker.finish(result, model, out_dir)
     except BaseException:
@@ -312,7 +329,9 @@ def run(
     return result
 
 
-def _write_outputs(result, cfg, model, tubes_dir, split, val_clips, test_clips, temperature, run_id) -> None:
+def _write_outputs(
+    result, cfg, model, tubes_dir, split, val_clips, test_clips, temperature, run_id, streams
+) -> None:
     out_dir = result.model_path.parent
     fps = _tube_fps(split.train[0].tube)
     clip = clip_contract(cfg.model, fps=fps / cfg.stride if fps else None)
@@ -327,6 +346,7 @@ def _write_outputs(result, cfg, model, tubes_dir, split, val_clips, test_clips, 
             "stride": cfg.stride,
             "tube_fps": fps,
             "eval_clips_per_video": cfg.eval_clips_per_video,
+            **(streams or {}),
         },
     )
     meta = build_metadata(
@@ -353,6 +373,20 @@ def _write_outputs(result, cfg, model, tubes_dir, split, val_clips, test_clips, 
     )
     preds.to_parquet(out_dir / "predictions.parquet", index=False)
     (out_dir / "history.json").write_text(jsonio.dumps(result.history))
+
+
+def _stream_metrics(val_clips: pd.DataFrame, test_clips: pd.DataFrame, fusion: dict) -> dict:
+    """Each stream alone on the test fold (subject AUROC), beside the fused model: the ablation for free."""
+    from hypomimia.learning.metrics import auroc
+
+    out = {}
+    for name, col, t in (("video", "margin_video", fusion["video_temperature"]), ("landmarks", "margin_landmarks", 1.0),
+                         ("fused", "margin", fusion["temperature"])):  # fmt: skip
+        subj = with_probability(test_clips.assign(margin=test_clips[col]), t).groupby("subject_id")
+        s = subj.agg(label=("label", "first"), p=("p", "mean"))
+        out[name] = {"test_subject_auroc": auroc(s["label"].to_numpy(), s["p"].to_numpy())}
+    out["fusion"] = fusion
+    return out
 
 
 def _tube_params_of(tubes_dir: Path) -> dict | None:
