@@ -1,11 +1,14 @@
 """Ingest on real third-party clips (read in place): real cameras' quirks must not cause quarantine."""
 
+import av
+import numpy as np
 import pandas as pd
 import pytest
 
 from hypomimia.config.ingest import IngestConfig
+from hypomimia.data.probe import probe
 from hypomimia.stages.ingest import run
-from tests.helpers_ingest import write_manifest
+from tests.helpers_ingest import ffmpeg_ebur128, write_manifest
 
 pytestmark = pytest.mark.realfaces
 
@@ -42,3 +45,18 @@ def test_real_clips_are_accepted_and_photos_are_not(realfaces_dir, tmp_path):
     assert (no_face["declared_frames"], no_face["decoded_frames"]) == (98, 95)
     assert table.loc["fr_short_hamilton_clip", "decoded_frames"] == 275  # non-zero start pts
     assert accepted["has_audio"].all()
+    assert set(accepted["audio_codec"]) == {"aac", "mp3float"}
+    assert accepted["audio_loudness_lufs"].between(-60, -15).all()
+
+
+def test_real_clips_loudness_matches_ffmpegs_meter(realfaces_dir):
+    # Real talking heads, AAC and MP3, 16 and 44.1 kHz stereo: the probe's BS.1770 meter against FFmpeg's.
+    for path in sorted(realfaces_dir.glob("*.mp4")):
+        p = probe(path)
+        with av.open(str(path)) as container:
+            samples = np.concatenate(
+                [f.to_ndarray() for f in container.decode(container.streams.audio[0])], 1
+            )
+        assert p.audio_loudness_lufs == pytest.approx(ffmpeg_ebur128(samples, p.audio_sample_rate), abs=0.02)
+        assert p.audio_duration_s == pytest.approx(samples.shape[1] / p.audio_sample_rate, abs=1e-6)
+        assert p.audio_clipped_share < 0.01 and p.audio_peak_dbfs < 0, path.name

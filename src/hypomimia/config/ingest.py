@@ -25,6 +25,30 @@ class IngestConfig(Section):
         le=4,
         description="a control with a higher MDS-UPDRS 3.2 -> quarantined (label_score_inconsistent)",
     )
+    require_audio: bool = Field(
+        False,
+        description="a batch for voice analysis: a video without usable audio is quarantined (no_audio, "
+        "audio_unreadable, audio_too_short, audio_silent, audio_clipped); false: the audio facts are only recorded",
+    )
+    min_audio_ratio: float = Field(
+        0.8,
+        ge=0.0,
+        le=1.0,
+        description="with require_audio: audio duration / video duration below this -> quarantined (audio_too_short)",
+    )
+    min_loudness_lufs: float = Field(
+        -60.0,
+        ge=-70.0,
+        le=0.0,
+        description="with require_audio: integrated loudness (BS.1770) below this -> quarantined (audio_silent); "
+        "-70 is the standard's absolute gate, below which nothing counts",
+    )
+    max_clipped_share: float = Field(
+        0.01,
+        ge=0.0,
+        le=1.0,
+        description="with require_audio: share of samples at full scale above this -> quarantined (audio_clipped)",
+    )
     workers: int = Field(2, ge=1, le=64, description="probe processes")
 
     @model_validator(mode="after")

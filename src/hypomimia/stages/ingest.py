@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 from hypomimia.config.ingest import IngestConfig
 from hypomimia.data.folds import check_feasible, fold_counts, make_folds
 from hypomimia.data.manifest import COLUMNS, label_score_problem, read_manifest
-from hypomimia.data.probe import Probe, probe, probe_many_worker, quality_problem
+from hypomimia.data.probe import Probe, audio_problem, probe, probe_many_worker, quality_problem
 from hypomimia.errors import UserError
 from hypomimia.lineage.provenance import stamp
 
@@ -65,9 +65,17 @@ PROBE_FIELDS = [
     "decode_ratio",
     "duration_s",
     "has_audio",
+    "audio_codec",
+    "audio_sample_rate",
+    "audio_channels",
+    "audio_duration_s",
+    "audio_loudness_lufs",
+    "audio_peak_dbfs",
+    "audio_clipped_share",
     "size_bytes",
 ]
-VIDEO_FIELDS = [f for f in PROBE_FIELDS if f not in ("container", "has_audio", "size_bytes")]
+AUDIO_FIELDS = [f for f in PROBE_FIELDS if f.startswith("audio_")]
+VIDEO_FIELDS = [f for f in PROBE_FIELDS if f not in ("container", "has_audio", "size_bytes", *AUDIO_FIELDS)]
 _STR, _I64, _F64, _BOOL = pa.string(), pa.int64(), pa.float64(), pa.bool_()
 INGESTED_SCHEMA = pa.schema(
     [("manifest_row", _I64), ("video_id", _STR), ("path", _STR), ("subject_id", _STR), ("session", _STR)]
@@ -78,7 +86,9 @@ INGESTED_SCHEMA = pa.schema(
     + [("height", _I64), ("rotation", _I64), ("display_width", _I64), ("display_height", _I64)]
     + [("nominal_fps", _F64), ("real_fps", _F64), ("vfr", _BOOL), ("declared_frames", _I64)]
     + [("decoded_frames", _I64), ("decode_errors", _I64), ("decode_ratio", _F64), ("duration_s", _F64)]
-    + [("has_audio", _BOOL), ("size_bytes", _I64), ("abs_path", _STR)]
+    + [("has_audio", _BOOL), ("audio_codec", _STR), ("audio_sample_rate", _I64), ("audio_channels", _I64)]
+    + [("audio_duration_s", _F64), ("audio_loudness_lufs", _F64), ("audio_peak_dbfs", _F64)]
+    + [("audio_clipped_share", _F64), ("size_bytes", _I64), ("abs_path", _STR)]
 )
 QUARANTINE_COLUMNS = ["manifest_row", "video_id", "reason", "detail"]
 FOLDS_SCHEMA = pa.schema(
@@ -315,6 +325,8 @@ def _decide(
             detail = f"same content (sha256 {found.sha256[:12]}) as video_id {first_content[found.sha256]}"
         else:
             reason, detail = _quality(found, cfg)
+            if not reason and cfg.require_audio:
+                reason, detail = _audio(found, cfg)
             if not reason:
                 problem = label_score_problem(row, cfg.control_max_updrs)
                 reason, detail = ("label_score_inconsistent", problem) if problem else ("", _notes(found))
@@ -341,6 +353,17 @@ def _quality(p: Probe, cfg: IngestConfig) -> tuple[str, str]:
     )
 
 
+def _audio(p: Probe, cfg: IngestConfig) -> tuple[str, str]:
+    """The first audio limit a video fails, for a batch that requires its voice; ('', '') when usable."""
+    return audio_problem(
+        p,
+        section="ingest",
+        min_audio_ratio=cfg.min_audio_ratio,
+        min_loudness_lufs=cfg.min_loudness_lufs,
+        max_clipped_share=cfg.max_clipped_share,
+    )
+
+
 def _notes(p: Probe) -> str:
     """Facts about an accepted video that later stages must honour."""
     notes = []
@@ -350,6 +373,8 @@ def _notes(p: Probe) -> str:
         notes.append(f"variable frame rate ({p.real_fps:.2f} fps measured, {p.nominal_fps:.2f} declared)")
     if p.declared_frames and p.decoded_frames != p.declared_frames:
         notes.append(f"{p.decoded_frames} of {p.declared_frames} declared frames decode")
+    if p.audio_error:
+        notes.append(f"audio not usable: {p.audio_error}")
     if p.detail:
         notes.append(p.detail)
     return "; ".join(notes)
@@ -365,9 +390,17 @@ def _record(i: int, row: dict, path: str | None, found: Probe | None, reason: st
     )
     for name in PROBE_FIELDS:
         value = getattr(found, name) if found else None
-        record[name] = None if isinstance(value, float) and math.isnan(value) else value
+        # Not finite: unknown, or -inf loudness/peak of a silent track (has_audio tells the two apart).
+        record[name] = None if isinstance(value, float) and not math.isfinite(value) else value
     if found and not found.codec:  # no decodable video stream: the zero-filled video fields mean "unknown"
         for name in VIDEO_FIELDS:
+            record[name] = None
+    for name in (
+        "audio_codec",
+        "audio_sample_rate",
+        "audio_channels",
+    ):  # '' or 0: no stream, or an unknown codec
+        if not record[name]:
             record[name] = None
     record["abs_path"] = path
     return record
