@@ -7,6 +7,7 @@ timestamps, which variable-frame-rate phone video needs.
 from __future__ import annotations
 
 import ctypes
+import ctypes.util
 import os
 import platform
 from collections.abc import Iterable, Iterator
@@ -126,10 +127,17 @@ def _ffmpeg_portable_kernels():
 
 
 def _libavutil() -> ctypes.CDLL:
-    # PyAV's wheel bundles its FFmpeg; the already loaded libavutil is the one to reach.
-    libs = Path(av.__file__).resolve().parent.parent / "av.libs"
-    found = sorted(libs.glob("libavutil*.so*")) or sorted(libs.glob("libavutil*.dylib"))
-    return ctypes.CDLL(str(found[0]) if found else "libavutil.so")
+    # The libavutil PyAV has loaded: its wheels bundle one (Linux: av.libs/, macOS: av/.dylibs/); a PyAV
+    # built against the system's FFmpeg shares the system's, which loading by soname returns.
+    package = Path(av.__file__).resolve().parent
+    for folder, pattern in (
+        (package.parent / "av.libs", "libavutil*.so*"),
+        (package / ".dylibs", "libavutil*.dylib"),
+    ):
+        found = sorted(folder.glob(pattern))
+        if found:
+            return ctypes.CDLL(str(found[0]))
+    return ctypes.CDLL(ctypes.util.find_library("avutil") or "libavutil.so")
 
 
 def _audio_packets(out, audio: AudioTrack) -> list:
