@@ -114,12 +114,12 @@ def draw_voice(rng: np.random.Generator, sex: str, age: int) -> Voice:
         sex=sex,
         age=int(age),
         f0_hz=_snap(F0_HZ[sex](age) + rng.normal(0, F0_SD_HZ[sex]), 2),
-        accent_st=_snap(5.5 * np.exp(rng.normal(0, 0.15)), 3),
+        accent_st=_snap(5.5 * np.exp(rng.normal(0, 0.2)), 3),
         tract=_snap(TRACT[sex] * np.exp(rng.normal(0, 0.04)), 4),
         open_quotient=_snap(rng.uniform(0.5, 0.7), 3),
         jitter_pct=_snap(0.4 * np.exp(rng.normal(0, 0.3)), 3),
         shimmer_pct=_snap(2.5 * np.exp(rng.normal(0, 0.3)), 3),
-        level_db=_snap(66.0 + rng.normal(0, 2.0), 2),
+        level_db=_snap(63.0 + rng.normal(0, 2.5), 2),
         hnr_db=_snap(17.0 + rng.normal(0, 2.0), 2),
     )
 
@@ -185,7 +185,7 @@ def synthesize(
     sr = sample_rate
     n = int(round(duration * sr))
     t = np.arange(n) / sr
-    gain_db = _snap(rng.normal(0, 1.0), 3)  # the same voice from one recording to the next
+    gain_db = _snap(rng.normal(0, 1.5), 3)  # microphone distance and gain: one recording to the next
     noise_floor_db = _snap(rng.uniform(25.0, 35.0), 3)  # room and microphone
     syllables = sorted(
         (e for e in events if e.kind == "syllable" and e.start < duration), key=lambda e: e.start
