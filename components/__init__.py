@@ -13,7 +13,7 @@ Images are ONE setting: ``params.yaml`` ``pipeline.image`` (every stage) and ``p
 The decorator's ``base_image`` below is only the same default, so a component used on its own
 still names a real image. ``install_kfp_package=False``: the image already has kfp (from the lock).
 
-One module per stage: phantom, ingest, facetubes (shard + gather), validate (+ gate_failed), train
+One module per stage: phantom, ingest, facetubes (shard + gather), voice (shard + gather), validate (+ gate_failed), train
 (+ train_trainjob, the multi-node launcher), explain, evaluate (evaluate_fit, evaluate, promote),
 serve_build; monitor (current_window, monitor, retrain) for the monitor pipeline. A new stage gets one
 more in the same shape: docs/operations.md "Add a stage".

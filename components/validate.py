@@ -11,11 +11,12 @@ def validate(
     params: str,
     ingested: Input[Dataset],
     tubes: Input[Dataset],
+    voice: Input[Dataset],
     validation: Output[Dataset],
     metrics: Output[Metrics],
     report: Output[Markdown],
 ) -> NamedTuple("GateOutputs", success=bool):
-    """The data-validation gate (hypomimia.stages.validate): expectations on videos, tubes and folds.
+    """The data-validation gate (hypomimia.stages.validate): expectations on videos, tubes, folds and voice.
 
     Returns ``success`` instead of raising, so the report is kept either way; the pipeline stops
     the DAG on it (``dsl.If``) and fails the run in the ``gate_failed`` branch.
@@ -28,7 +29,9 @@ def validate(
 
     out = Path(validation.path)
     cfg = ValidateConfig.model_validate_json(params)
-    result = stage.run(cfg, Path(ingested.path), Path(tubes.path), out, raise_on_error=False)
+    result = stage.run(
+        cfg, Path(ingested.path), Path(tubes.path), out, raise_on_error=False, voice_dir=Path(voice.path)
+    )
     publish_stage_report(out, "summary.json", metrics, report, "validation gate", result)
     return (bool(result.success),)
 

@@ -3,7 +3,8 @@
     phantom (or importer of pipeline.data_uri)
       -> ingest
       -> facetubes_shard x pipeline.shards (dsl.ParallelFor) -> facetubes (gather)
-      -> validate --success--> train                       (dsl.If: the gate)
+      -> voice_shard x pipeline.shards (dsl.ParallelFor)     -> voice (gather)      (beside facetubes)
+      -> validate --success--> train                       (dsl.If: the gate; it checks the voice table too)
                   --failure--> gate_failed (fails the run; train never starts)
       train -> explain
       train -> evaluate_fit x (setting, fold, seed) (dsl.ParallelFor) -> evaluate (gather, blessing)
@@ -31,6 +32,7 @@ from components.phantom import phantom
 from components.serve_build import serve_build
 from components.train import train, train_trainjob
 from components.validate import gate_failed, validate
+from components.voice import voice, voice_shard
 from hypomimia.config import Params
 from hypomimia.config.pipeline import PipelineConfig
 
@@ -38,6 +40,7 @@ from hypomimia.config.pipeline import PipelineConfig
 class PipelineOutputs(NamedTuple):
     tubes: Dataset
     validation: Dataset
+    voice: Dataset  # not read by train yet: an output, so the voice stage runs and is kept
 
 
 def section_json(params: Params) -> dict[str, str]:
@@ -46,6 +49,7 @@ def section_json(params: Params) -> dict[str, str]:
         "phantom": params.phantom.model_dump_json(),
         "ingest": params.ingest.model_dump_json(),
         "facetubes": params.facetubes.model_dump_json(),
+        "voice": params.voice.model_dump_json(),
         "validate": params.validate_.model_dump_json(),
         "train": params.train.model_dump_json(),
         "explain": params.explain.model_dump_json(),
@@ -66,12 +70,13 @@ def create_pipeline(params: Params, gpu: bool | None = None):
 
     @dsl.pipeline(
         name=cfg.name,
-        description="Facial video -> face tubes -> validation gate -> I3D hypomimia classifier.",
+        description="Facial video -> face tubes + voice measures -> validation gate -> I3D hypomimia classifier.",
     )
     def hypomimia_pipeline(
         phantom_params: str = defaults["phantom"],
         ingest_params: str = defaults["ingest"],
         facetubes_params: str = defaults["facetubes"],
+        voice_params: str = defaults["voice"],
         validate_params: str = defaults["validate"],
         train_params: str = defaults["train"],
         explain_params: str = defaults["explain"],
@@ -79,6 +84,7 @@ def create_pipeline(params: Params, gpu: bool | None = None):
         serve_params: str = defaults["serve"],
         mlflow_tracking_uri: str = cfg.mlflow_tracking_uri,
         tube_cache: str = "",
+        voice_cache: str = "",
     ) -> PipelineOutputs:
         videos = _source(cfg, phantom_params)
         ing = _stage(ingest(params=ingest_params, videos=videos), cfg)
@@ -95,11 +101,13 @@ def create_pipeline(params: Params, gpu: bool | None = None):
             )
             _stage(shard, cfg)
         tubes = _stage(facetubes(shards=dsl.Collected(shard.outputs["shard"])), cfg)
+        voiced = _voice(cfg, voice_params, ing, voice_cache)
 
         gate = _stage(
-            validate(params=validate_params, ingested=ing.outputs["ingested"], tubes=tubes.outputs["tubes"]),
+            validate(params=validate_params, ingested=ing.outputs["ingested"], tubes=tubes.outputs["tubes"],
+                     voice=voiced.outputs["features"]),
             cfg,
-        )
+        )  # fmt: skip
         with dsl.If(gate.outputs["success"] == True, name="gate-passed"):  # noqa: E712 (a KFP condition)
             trained = _train(cfg, use_gpu, train_params, tubes, ing, mlflow_tracking_uri)
             _evaluate_and_promote(params, cfg, use_gpu, trained, tubes, ing, explain_params, evaluate_params,
@@ -107,9 +115,28 @@ def create_pipeline(params: Params, gpu: bool | None = None):
         with dsl.Else(name="gate-blocked"):
             _stage(gate_failed(validation=gate.outputs["validation"]), cfg)
 
-        return PipelineOutputs(tubes=tubes.outputs["tubes"], validation=gate.outputs["validation"])
+        return PipelineOutputs(
+            tubes=tubes.outputs["tubes"],
+            validation=gate.outputs["validation"],
+            voice=voiced.outputs["features"],
+        )
 
     return hypomimia_pipeline
+
+
+def _voice(cfg: PipelineConfig, voice_params, ing, voice_cache) -> dsl.PipelineTask:
+    """The voice measures, fanned out over the same shards as the face tubes and gathered; it reads only
+    ingest, so it runs beside facetubes."""
+    with dsl.ParallelFor(items=list(range(cfg.shards)), parallelism=cfg.shards, name="voice-shards") as i:
+        shard = voice_shard(
+            params=voice_params,
+            ingested=ing.outputs["ingested"],
+            shard_index=i,
+            num_shards=cfg.shards,
+            voice_cache=voice_cache,
+        )
+        _stage(shard, cfg)
+    return _stage(voice(shards=dsl.Collected(shard.outputs["shard"])), cfg)
 
 
 def evaluation_tasks(params: Params) -> list[str]:

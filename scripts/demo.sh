@@ -23,7 +23,8 @@ fi
 
 hm ingest data/phantom/manifest.csv --params params.yaml --out work/ingest
 hm facetubes --params params.yaml --ingest work/ingest --out work/facetubes --cache work/tube-cache
-hm validate --params params.yaml --ingest work/ingest --tubes work/facetubes --out work/validate
+hm voice --params params.yaml --ingest work/ingest --out work/voice --cache work/voice-cache
+hm validate --params params.yaml --ingest work/ingest --tubes work/facetubes --voice work/voice --out work/validate
 # --no-resume: the demo trains from scratch each time, so a params.yaml edited since the last demo
 # never meets a checkpoint written with other params (hypomimia train refuses to mix them).
 hm train --params params.yaml --tubes work/facetubes --ingest work/ingest --out work/train --no-resume
@@ -49,6 +50,7 @@ cat <<MSG
 
 demo done. Where to look:
   data docs (validation):  work/validate/data_docs/index.html
+  voice measures:          work/voice/voice.parquet, work/voice/voice_report.json
   model + metrics:         work/train/metrics.json, work/train/metadata.json
   explanations:            work/explain/explain.json, work/explain/figures/
   evaluation + blessing:   work/evaluate/evaluation.md, work/evaluate/blessing.json, work/evaluate/figures/

@@ -40,6 +40,7 @@ SMOKE_OVERRIDES = (
     "ingest.workers=1",
     "facetubes.workers=1",
     "facetubes.min_frames=8",
+    "voice.workers=1",
     "validate.min_tube_frames=8",
     "validate.max_fold_class_imbalance=0.5",
     "validate.near_duplicate_hamming=2",  # 6 look-alike phantom faces sit 4 pHash bits apart
@@ -73,6 +74,7 @@ class LocalRun:
     model: Path | None
     seconds: float
     log_file: Path | None
+    voice: Path | None = None
 
 
 # ---------------------------------------------------------------- params and the DAG module
@@ -177,6 +179,7 @@ def run_local(
     tube_cache: Path | None = None,
     log_file: Path | None = None,
     repo: Path | None = None,
+    voice_cache: Path | None = None,
 ) -> LocalRun:
     """Run the whole DAG on this machine with ``kfp.local`` (SubprocessRunner, this venv's Python).
 
@@ -200,6 +203,7 @@ def run_local(
     arguments = {
         "mlflow_tracking_uri": tracking_uri or _default_tracking_uri(),
         "tube_cache": str((tube_cache or root / "tube-cache").resolve()),
+        "voice_cache": str((voice_cache or root / "voice-cache").resolve()),
     }
     # use_venv=False: tasks run with sys.executable, i.e. this venv, where hypomimia is installed.
     local.init(
@@ -223,6 +227,7 @@ def run_local(
         model=_latest(root, "train", "model"),
         seconds=seconds,
         log_file=log_file,
+        voice=Path(outputs["voice"].path),
     )
 
 

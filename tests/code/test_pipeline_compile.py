@@ -109,6 +109,13 @@ def test_components_have_typed_artifacts(spec):
         "ingested": "system.Dataset", "metrics": "system.Metrics", "report": "system.Markdown",
     }  # fmt: skip
     assert comps["comp-facetubes"]["inputDefinitions"]["artifacts"]["shards"]["isArtifactList"] is True
+    assert comps["comp-voice"]["inputDefinitions"]["artifacts"]["shards"]["isArtifactList"] is True
+    assert _artifacts(comps["comp-voice"], "outputDefinitions") == {
+        "features": "system.Dataset", "metrics": "system.Metrics",
+    }  # fmt: skip
+    assert _artifacts(comps["comp-validate"], "inputDefinitions") == {
+        "ingested": "system.Dataset", "tubes": "system.Dataset", "voice": "system.Dataset",
+    }  # fmt: skip
     assert _artifacts(comps["comp-validate"], "outputDefinitions") == {
         "validation": "system.Dataset", "metrics": "system.Metrics", "report": "system.Markdown",
     }  # fmt: skip
@@ -136,6 +143,27 @@ def test_faces_fan_out_and_the_gate_guards_train(spec, params):
     assert set(guarded) == {passed, f"!({passed})"} and guarded[f"!({passed})"] == {"gate-failed"}
     stages = {t for t in guarded[passed] if not t.startswith(("condition", "for-loop"))}
     assert stages == {"train", "explain", "evaluate"}  # nothing after the gate runs when it fails
+
+
+def test_voice_fans_out_beside_the_faces_and_feeds_the_gate(spec, params):
+    """voice reads only ingest (so it runs in parallel with facetubes), over the same shards; the gate
+    validates its table, and the DAG returns it (nothing reads it before the gate yet)."""
+    dag = spec[0]["root"]["dag"]["tasks"]
+    comps = spec[0]["components"]
+    loops = {name: t for name, t in dag.items() if name.startswith("for-loop")}
+    voice_loop = next(
+        t for t in loops.values() if "voice-shard" in comps[t["componentRef"]["name"]]["dag"]["tasks"]
+    )
+    assert voice_loop["parameterIterator"]["items"]["raw"] == str(list(range(params.pipeline.shards)))
+    assert voice_loop["iteratorPolicy"]["parallelismLimit"] == params.pipeline.shards
+    assert voice_loop["dependentTasks"] == ["ingest"]
+    assert dag["voice"]["dependentTasks"] == [next(n for n, t in loops.items() if t is voice_loop)]
+    assert "voice" in dag["validate"]["dependentTasks"] and "facetubes" in dag["validate"]["dependentTasks"]
+    inputs = spec[0]["root"]["inputDefinitions"]["parameters"]
+    assert inputs["voice_params"]["defaultValue"] == params.voice.model_dump_json()
+    assert inputs["voice_cache"]["defaultValue"] == ""
+    outputs = spec[0]["root"]["outputDefinitions"]["artifacts"]
+    assert set(outputs) == {"tubes", "validation", "voice"}
 
 
 def test_evaluation_fans_out_per_task_and_blessing_gates_promotion(spec, params):

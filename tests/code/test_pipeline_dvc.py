@@ -10,15 +10,15 @@ from hypomimia.cli import _app
 from hypomimia.config import Params, load_params
 from hypomimia.pipeline_runner import compile_pipeline
 
-# KFP tasks that are not stages of their own: the fan-out half of facetubes, the gate's failing branch.
-FOLDED_INTO = {"facetubes-shard": "facetubes", "evaluate-fit": "evaluate"}
+# KFP tasks that are not stages of their own: the fan-out halves of facetubes, voice and evaluate.
+FOLDED_INTO = {"facetubes-shard": "facetubes", "voice-shard": "voice", "evaluate-fit": "evaluate"}
 # promote changes registry aliases and serve-build packs the registry's champion into a bento (side
 # effects, not outputs DVC could cache): the DAG only.
 CONTROL_FLOW = {"gate-failed", "importer", "promote", "serve-build"}
 SECTION_ATTR = {"validate": "validate_"}
 # The DAG's data-source task; in DVC the data set is the DVC-tracked folder of data.dvc, not a stage.
 DATA_SOURCE = "phantom"
-STAGES = ["ingest", "facetubes", "validate", "train", "explain", "evaluate"]
+STAGES = ["ingest", "facetubes", "voice", "validate", "train", "explain", "evaluate"]
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,9 @@ STAGE_TASKS = [
     "facetubes-shard",
     "facetubes-shard",
     "facetubes",
+    "voice-shard",
+    "voice-shard",
+    "voice",
     "validate",
     "train",
     "explain",
@@ -69,8 +72,11 @@ def test_local_dag_runs_end_to_end(first_run):
     assert executed == sorted(STAGE_TASKS) and cached == []
     tubes = pd.read_parquet(run.tubes / "tubes.parquet")
     assert (tubes["status"] == "accepted").sum() == 6
-    assert json.loads((run.validation / "summary.json").read_text())["success"] is True
+    summary = json.loads((run.validation / "summary.json").read_text())
+    assert summary["success"] is True and summary["checkpoints"]["voice"]["evaluated"] > 0
     assert (run.model / "model.pt").is_file() and (run.model / "metadata.json").is_file()
+    voice = pd.read_parquet(run.voice / "voice.parquet")
+    assert sorted(voice["video_id"]) == sorted(tubes["video_id"])  # every accepted video, audio or not
 
 
 def test_second_run_with_nothing_changed_is_served_from_the_cache(first_run, smoke, repo_root):
@@ -78,7 +84,7 @@ def test_second_run_with_nothing_changed_is_served_from_the_cache(first_run, smo
     again = run_local(smoke, root, tracking_uri="off", log_file=root / "second.log", repo=repo_root)
     executed, cached = executed_and_cached(root / "second.log")
     assert executed == [] and cached == sorted(STAGE_TASKS)
-    assert (again.tubes, again.validation) == (run.tubes, run.validation)
+    assert (again.tubes, again.validation, again.voice) == (run.tubes, run.validation, run.voice)
 
 
 def _slow_camera(video: Path) -> None:
@@ -130,7 +136,7 @@ def _reference_stats(validation: Path) -> str:
 
 
 def test_dvc_repro_reproduces_the_local_run(first_run, smoke, tmp_path, repo_root):
-    """dvc repro (one process per stage, unsharded) writes the same tubes and verdicts as the KFP run."""
+    """dvc repro (one process per stage, unsharded) writes the same tubes, voice table and verdicts as the KFP run."""
     _, run = first_run
     work = tmp_path / "repo"
     dvc_yaml = yaml.safe_load((repo_root / "dvc.yaml").read_text())
@@ -181,6 +187,7 @@ def test_dvc_repro_reproduces_the_local_run(first_run, smoke, tmp_path, repo_roo
     assert names and names == sorted(p.name for p in (dvc_tubes / "tubes").glob("*.npz"))
     assert [_sha(dvc_tubes / "tubes" / n) for n in names] == [_sha(kfp_tubes / "tubes" / n) for n in names]
     assert _sha(dvc_tubes / "tubes.parquet") == _sha(kfp_tubes / "tubes.parquet")
+    assert _sha(work / "work" / "voice" / "voice.parquet") == _sha(run.voice / "voice.parquet")
     dvc_val, kfp_val = work / "work" / "validate", run.validation
     assert _verdicts(dvc_val) == _verdicts(kfp_val)
     assert _reference_stats(dvc_val) == _reference_stats(kfp_val)

@@ -61,7 +61,7 @@ def run(
     tracking_uri: Annotated[str, typer.Option(help="MLflow URI (default: work/mlflow/mlflow.db)")] = "",
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="stream task logs")] = False,
 ) -> None:
-    """Run the whole DAG: phantom -> ingest -> face tubes (fan-out) -> validate -> train -> explain,
+    """Run the whole DAG: phantom -> ingest -> face tubes and voice (fan-out) -> validate -> train -> explain,
     evaluate (fan-out) -> promote + serve-build when blessed."""
     if not local:
         raise UserError("only local runs start here", "add --local, or use 'hypomimia pipeline submit'")
@@ -70,7 +70,7 @@ def run(
         _params(params, overrides, smoke), root, cache, tracking_uri or None, log_file=log_file
     )
     console.print(f"[green]pipeline done[/green] in {result.seconds:.1f} s")
-    for name in ("tubes", "validation", "model"):
+    for name in ("tubes", "voice", "validation", "model"):
         console.print(f"  {name:<10} {getattr(result, name)}", highlight=False, soft_wrap=True)
     if result.log_file:
         console.print(f"  {'task logs':<10} {result.log_file}", highlight=False, soft_wrap=True)
