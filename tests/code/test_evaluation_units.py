@@ -187,6 +187,28 @@ def test_every_network_task_is_repeated_per_seed_and_the_fan_out_carries_the_see
     assert {t["seed"] for t in fan_out if t not in nets} == {None}
 
 
+def test_baseline_networks_can_run_fewer_seeds_than_the_reference():
+    train = TrainConfig(model={"frames": 14}, stride=4, seed=0)
+    cfg = EvaluateConfig(models=["i3d", "resnet2d50", "landmark_dynamic"], ablation={"frames": []},
+                         seeds=[0, 1, 2], baseline_seeds=[0])  # fmt: skip
+    seeds = {}
+    for t in plan.tasks(cfg, train, [0, 1]):
+        seeds.setdefault(t.setting.name, set()).add(t.seed)
+    assert seeds == {"i3d": {0, 1, 2}, "resnet2d50": {0}, "landmark_dynamic": {None}}
+    with pytest.raises(ValueError, match="baseline_seeds"):
+        EvaluateConfig(baseline_seeds=[])
+
+
+def test_only_the_reference_network_gets_the_landmark_stream():
+    train = TrainConfig(landmark_stream={"enabled": True})
+    cfg = EvaluateConfig(models=["i3d", "resnet2d50"], ablation={"frames": [8], "designs": ["fixed_stride"]})
+    on = {
+        s.name: plan.train_config(s, train, 0, None).landmark_stream.enabled
+        for s in plan.settings(cfg, train)
+    }
+    assert on == {"i3d": True, "resnet2d50": False, "i3d/fixed_stride/f8": True}
+
+
 def _miscalibrated(shift: float, sharpen: float, n: int = 400, folds: int = 4):
     """Subjects whose true P(PD) is sigmoid(z); the model reports sigmoid(sharpen * z + shift)."""
     rng = np.random.default_rng(0)

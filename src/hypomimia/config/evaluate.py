@@ -85,6 +85,12 @@ class EvaluateConfig(Section):
         "and gated. Landmark baselines are deterministic and fit once. Include train.seed so the trained "
         "challenger is reused as its own run",
     )
+    baseline_seeds: list[int] | None = Field(
+        None,
+        description="train.seed of the comparison networks (r3d18, resnet2d50) and ablation settings, when "
+        "they cannot afford every evaluate.seeds (null = evaluate.seeds). The reference recipe always runs "
+        "every evaluate.seeds; a baseline with fewer seeds is compared as its own seed ensemble",
+    )
     epochs: int | None = Field(
         None, ge=1, le=500, description="epochs of every network trained here (null = train.epochs)"
     )
@@ -127,8 +133,9 @@ class EvaluateConfig(Section):
 
     @model_validator(mode="after")
     def _seeds_unique(self):
-        if len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
-            raise ValueError(f"seeds must be distinct non-negative integers, got {self.seeds}")
+        for name, seeds in (("seeds", self.seeds), ("baseline_seeds", self.baseline_seeds)):
+            if seeds is not None and (not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0):
+                raise ValueError(f"{name} must be distinct non-negative integers, got {seeds}")
         return self
 
     @model_validator(mode="after")

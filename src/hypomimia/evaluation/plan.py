@@ -146,8 +146,13 @@ class Task:
 
 
 def seeds_of(setting: Setting, cfg: EvaluateConfig) -> list[int | None]:
-    """The training seeds a setting is run with: every evaluate.seeds for a network, one fit otherwise."""
-    return list(cfg.seeds) if setting.network else [None]
+    """The training seeds a setting is run with: every evaluate.seeds for the reference recipe,
+    evaluate.baseline_seeds (default: the same) for the other networks, one fit for a landmark baseline."""
+    if not setting.network:
+        return [None]
+    if setting.name == cfg.reference or cfg.baseline_seeds is None:
+        return list(cfg.seeds)
+    return list(cfg.baseline_seeds)
 
 
 def tasks(cfg: EvaluateConfig, train: TrainConfig, folds: list[int]) -> list[Task]:
