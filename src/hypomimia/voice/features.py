@@ -5,7 +5,7 @@ falls inside a voiced segment of :mod:`hypomimia.voice.activity`:
 
 | measure | how | PD sign |
 |---|---|---|
-| ``f0_mean_hz`` | mean of Praat's autocorrelation pitch | (sex, age) |
+| ``f0_mean_hz`` | mean of Praat's autocorrelation pitch (two passes: the speaker's own range) | (sex, age) |
 | ``f0_sd_st`` | SD of the pitch in semitones re its mean | monopitch: lower |
 | ``intensity_db`` | Praat intensity (dB re 2e-5, sample value 1 = 1 Pa), energy mean | hypophonia: lower |
 | ``jitter_pct`` | Praat jitter (local), period-to-period, % | higher |
@@ -37,6 +37,7 @@ EGEMAPS_GRID = 2.0**20  # eGeMAPS holds small slopes and ratios (1e-3): a finer 
 TIME_STEP_S = 0.01
 _UNVOICED_HNR = -200.0  # Praat's value of a harmonicity frame without periodicity
 _MIN_FORMANT_FRAMES = 10
+_MIN_PITCH_FRAMES = 10  # 0.1 s of voiced pitch: enough quartiles to fit the speaker's range
 _SILENCE_BELOW_PEAK_DB = 25.0  # de Jong & Wempe's silence threshold re the 99th percentile
 
 
@@ -60,7 +61,7 @@ def praat_measures(
 
     sound = parselmouth.Sound(np.asarray(samples, np.float64), sampling_frequency=sample_rate)
     segments = activity.segments
-    pitch = sound.to_pitch_ac(time_step=TIME_STEP_S, pitch_floor=cfg.f0_min_hz, pitch_ceiling=cfg.f0_max_hz)
+    pitch = speaker_pitch(sound, segments, cfg)
     f0 = pitch.selected_array["frequency"]
     f0 = f0[in_segments(pitch.xs(), segments) & (f0 > 0)]
     out: dict[str, Any] = dict.fromkeys(MEASURES)
@@ -93,6 +94,23 @@ def praat_measures(
         level, intensity.xs(), f0_frames(pitch), activity, cfg.syllable_dip_db
     )
     return {k: snapped(v, MEASURE_GRID) for k, v in out.items()}
+
+
+def speaker_pitch(sound: Any, segments: tuple[tuple[float, float], ...], cfg: VoiceConfig) -> Any:
+    """Praat's autocorrelation pitch in two passes (Hirst 2011): the configured range first, then the
+    speaker's own, 0.75 x the first quartile to 1.5 x the third quartile of the voiced F0. A fixed
+    75-500 Hz range let Praat halve a breathy 190 Hz voice on a few frames, and those octave jumps
+    raised its F0 SD by 70 % (phantom, HNR 9 dB)."""
+    first = sound.to_pitch_ac(time_step=TIME_STEP_S, pitch_floor=cfg.f0_min_hz, pitch_ceiling=cfg.f0_max_hz)
+    f0 = first.selected_array["frequency"]
+    f0 = f0[in_segments(first.xs(), segments) & (f0 > 0)]
+    if len(f0) < _MIN_PITCH_FRAMES:
+        return first
+    q1, q3 = np.percentile(f0, [25, 75])
+    floor, ceiling = max(cfg.f0_min_hz, 0.75 * q1), min(cfg.f0_max_hz, 1.5 * q3)
+    if ceiling <= floor:
+        return first
+    return sound.to_pitch_ac(time_step=TIME_STEP_S, pitch_floor=floor, pitch_ceiling=ceiling)
 
 
 def f0_frames(pitch: Any) -> tuple[np.ndarray, np.ndarray]:

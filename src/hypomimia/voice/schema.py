@@ -2,7 +2,7 @@
 gate's expectations and later readers share these names."""
 
 # Bump when a measure changes: it is in every row and in the cache key.
-FEATURE_VERSION = "voice-1"
+FEATURE_VERSION = "voice-2"  # 2: two-pass pitch (the speaker's own F0 range)
 MEASURES = (
     "f0_mean_hz",
     "f0_sd_st",
