@@ -41,6 +41,12 @@ def test_a_faint_burst_below_the_floor_is_not_voice():
     assert activity.detect(quiet, SR, CFG.model_copy(update={"vad_floor_dbfs": -80.0})).segments != ()
 
 
+def test_a_long_clip_is_read_in_blocks_without_seams():
+    x = tone_burst(SR, seconds=15.0, start=2.0, end=3.0) + tone_burst(SR, seconds=15.0, start=9.9, end=10.2)
+    found = activity.detect(x, SR, CFG)  # 1,500 frames: two blocks, the second burst across their seam
+    assert [(round(a, 1), round(b, 1)) for a, b in found.segments] == [(2.0, 3.0), (9.9, 10.2)]
+
+
 def test_short_gaps_are_joined_and_blips_dropped():
     x = (
         tone_burst(SR, start=0.5, end=1.0)

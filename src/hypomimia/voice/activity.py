@@ -27,6 +27,7 @@ from hypomimia.config.voice import VoiceConfig
 HOP_S = 0.01
 PERIODS_PER_WINDOW = 3.0
 _TINY = 1e-20  # energy of digital silence, so its level is finite (-200 dB)
+_FRAMES_PER_BLOCK = 1000
 
 
 @dataclass(frozen=True)
@@ -73,18 +74,21 @@ def detect(samples: np.ndarray, sample_rate: int, cfg: VoiceConfig) -> Activity:
 def _voicing(frames: np.ndarray, sample_rate: int, f0_min: float, f0_max: float) -> np.ndarray:
     n = frames.shape[1]
     hann = np.hanning(n)
-    centred = (frames - frames.mean(axis=1, keepdims=True)) * hann
     nfft = 1 << int(np.ceil(np.log2(2 * n)))
-    ac = np.fft.irfft(np.abs(np.fft.rfft(centred, nfft, axis=1)) ** 2, nfft, axis=1)[:, :n]
     window_ac = np.fft.irfft(np.abs(np.fft.rfft(hann, nfft)) ** 2, nfft)[:n]
     lo = max(1, int(np.floor(sample_rate / f0_max)))
     hi = min(n - 1, int(np.ceil(sample_rate / f0_min)))
-    power = ac[:, :1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = (ac[:, lo : hi + 1] / np.where(power > _TINY, power, np.inf)) / (
-            window_ac[lo : hi + 1] / window_ac[0]
-        )
-    return np.clip(np.nan_to_num(r.max(axis=1), nan=0.0), 0.0, 1.0)
+    window_r = window_ac[lo : hi + 1] / window_ac[0]
+    out = np.zeros(len(frames))
+    for start in range(0, len(frames), _FRAMES_PER_BLOCK):  # in blocks: a 2-minute clip stays ~20 MB
+        block = frames[start : start + _FRAMES_PER_BLOCK]
+        centred = (block - block.mean(axis=1, keepdims=True)) * hann
+        ac = np.fft.irfft(np.abs(np.fft.rfft(centred, nfft, axis=1)) ** 2, nfft, axis=1)[:, : hi + 1]
+        power = ac[:, :1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = ac[:, lo:] / np.where(power > _TINY, power, np.inf) / window_r
+        out[start : start + len(block)] = np.nan_to_num(r.max(axis=1), nan=0.0)
+    return np.clip(out, 0.0, 1.0)
 
 
 def _segments(
