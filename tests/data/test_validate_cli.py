@@ -5,7 +5,9 @@ import sys
 import pytest
 
 from hypomimia import cli
+from hypomimia.config.validate import ValidateConfig
 from hypomimia.stages import validate as stage
+from hypomimia.validation.context import context_files
 from tests.helpers_validate import corrupt_one_class_fold, make_valid
 
 
@@ -39,4 +41,5 @@ def test_write_suites_renders_the_context(tmp_path, monkeypatch, capsys, repo_ro
     assert _main(monkeypatch, "validate", "--write-suites", "--params", str(repo_root / "params.yaml")) == 0
     assert (tmp_path / "gx" / "expectations" / "folds.json").is_file()
     assert (tmp_path / "gx" / "checkpoints" / "leakage.json").is_file()
-    assert "17 file(s) rewritten" in " ".join(capsys.readouterr().out.split())
+    files = len(context_files(ValidateConfig()))  # 6 areas x (suite, validation definition, checkpoint) + 2
+    assert files == 20 and f"{files} file(s) rewritten" in " ".join(capsys.readouterr().out.split())
