@@ -137,6 +137,21 @@ def test_workers_and_shards_give_the_same_table(study, tmp_path):
         voice.run(CFG, ingest, tmp_path / "nope", None, 2, 2)
 
 
+def test_egemaps_adds_its_88_functionals(study, tmp_path):
+    d, ingest, first = study
+    result = voice.run(CFG.model_copy(update={"egemaps": True}), ingest, tmp_path / "eg", d / "cache")
+    table = result.table.set_index("video_id")
+    egemaps = [c for c in table.columns if c.startswith("egemaps_")]
+    assert len(egemaps) == 88 and list(table.columns[: -len(egemaps)]) == list(first.table.columns[1:])
+    assert table.loc[["speaker", "stereo"], egemaps].notna().all().all()
+    assert table.loc[["silent", "room", "broken"], egemaps].isna().all().all()
+    # eGeMAPS' own pitch (semitones above 27.5 Hz) agrees with the 210 Hz voice written
+    assert table.loc["stereo", "egemaps_F0semitoneFrom27.5Hz_sma3nz_amean"] == pytest.approx(
+        12 * np.log2(210.0 / 27.5), abs=0.5
+    )
+    assert result.report["seconds_per_clip"]["egemaps"] > 0 and result.report["cache_hits"] == 0
+
+
 def test_cli_prints_the_counts(study, tmp_path, repo_root):
     d, ingest, _ = study
     res = CliRunner().invoke(

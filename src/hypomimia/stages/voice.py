@@ -30,7 +30,7 @@ from hypomimia.errors import UserError
 from hypomimia.lineage.provenance import stamp
 from hypomimia.voice.audio import has_audio_stream
 from hypomimia.voice.clip import blank_row, measure_video
-from hypomimia.voice.schema import FEATURE_VERSION, MEASURES
+from hypomimia.voice.schema import EGEMAPS_PREFIX, FEATURE_VERSION, MEASURES
 
 log = logging.getLogger(__name__)
 
@@ -191,19 +191,14 @@ def _cache(path: Path, row: dict[str, Any]) -> dict[str, Any]:
 
 def _table(rows: pd.DataFrame, outcomes: dict[str, dict[str, Any]], cfg: VoiceConfig) -> pd.DataFrame:
     """One row per accepted video (docs/data-format.md §4): ingest's keys, then the clip's row."""
-    columns = [*KEY_COLUMNS, *(c for c in blank_row(cfg) if c not in _TIMING_KEYS)]
-    records = []
-    for r in rows.to_dict("records"):
-        o = outcomes[r["video_id"]]
-        records.append(
-            {**{c: r[c] for c in KEY_COLUMNS}, **{c: o.get(c) for c in columns[len(KEY_COLUMNS) :]}}
-        )
-    table = pd.DataFrame.from_records(records, columns=columns)
-    floats = [
-        c
-        for c in columns
-        if c in ("duration_s", "voiced_s", "voiced_share", *MEASURES) or c.startswith("egemaps_")
+    clip_columns = [c for c in blank_row(cfg) if c not in _TIMING_KEYS]
+    records = [
+        {**{c: r[c] for c in KEY_COLUMNS}, **{c: outcomes[r["video_id"]].get(c) for c in clip_columns}}
+        for r in rows.to_dict("records")
     ]
+    table = pd.DataFrame.from_records(records, columns=[*KEY_COLUMNS, *clip_columns])
+    numbers = ("duration_s", "voiced_s", "voiced_share", *MEASURES)
+    floats = [c for c in clip_columns if c in numbers or c.startswith(EGEMAPS_PREFIX)]
     table[floats] = table[floats].astype("float64")
     for c in ("reason", "detail", "audio_codec", "status", "feature_version"):
         table[c] = table[c].fillna("").astype(str)
