@@ -63,7 +63,7 @@ def trained(landmark_world, tmp_path_factory):
     from hypomimia.stages import train
 
     tubes_dir, ingest_dir = landmark_world
-    cfg = tiny_train_config(landmark_stream={"enabled": True, "video_weight": 0.5}, epochs=1)
+    cfg = tiny_train_config(landmark_stream={"enabled": True}, epochs=1)
     out = tmp_path_factory.mktemp("two_streams_run")
     return train.run(cfg, tubes_dir, ingest_dir, out, tracking_uri="off"), tubes_dir
 
@@ -78,11 +78,18 @@ def test_stream_and_fusion_round_trip_through_plain_numbers():
     again = LandmarkStream.from_dict(stream.to_dict())
     assert again == stream
     np.testing.assert_allclose(again.margin(x), x[:, 0] - 1.0)
-    fusion = LateFusion.fit(x[:, 0], x[:, 1], y, video_weight=1.0, video_temperature=2.0)
+    fusion = LateFusion.fit(x[:, 0], x[:, 1], y, c=10.0, video_temperature=2.0)
     assert LateFusion.from_dict(fusion.to_dict()) == fusion
-    # weight 1: the fused margin is the video margin standardised on the validation clips, nothing else
-    np.testing.assert_allclose(fusion.fuse(x[:, 0], x[:, 1]), (x[:, 0] - x[:, 0].mean()) / x[:, 0].std())
-    assert fusion.temperature > 0 and fusion.video_temperature == 2.0
+    # the informative stream (column 0 carries the label) gets the weight; the noise stream little
+    assert fusion.weights["video"] > 0.7 and fusion.video_temperature == 2.0
+    z = (x[:, 0] - x[:, 0].mean()) / x[:, 0].std()
+    zl = (x[:, 1] - x[:, 1].mean()) / x[:, 1].std()
+    np.testing.assert_allclose(
+        fusion.fuse(x[:, 0], x[:, 1]), fusion.video_coef * z + fusion.landmark_coef * zl + fusion.bias
+    )
+    # one class on validation: no regression can be fitted; equal weights, no offset
+    flat = LateFusion.fit(x[:, 0], x[:, 1], np.ones(40), c=1.0, video_temperature=1.0)
+    assert (flat.video_coef, flat.landmark_coef, flat.bias) == (1.0, 1.0, 0.0)
 
 
 def test_landmark_features_refuse_a_tube_without_a_face():

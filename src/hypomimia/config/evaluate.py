@@ -4,7 +4,9 @@ from pydantic import Field, model_validator
 
 from hypomimia.config.base import Section
 
-ModelName = Literal["i3d", "r3d18", "resnet2d50", "landmark_static", "landmark_dynamic"]
+ModelName = Literal[
+    "i3d", "r3d18", "resnet2d50", "landmark_static", "landmark_dynamic", "landmark_trajectory"
+]
 Design = Literal["fixed_stride", "fixed_duration"]
 
 

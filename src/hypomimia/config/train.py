@@ -49,11 +49,14 @@ class LandmarkStreamConfig(Section):
 
     enabled: bool = Field(
         False,
-        description="fit a logistic regression on the dynamic-landmark features of the training videos and "
+        description="fit a logistic regression on the landmark-trajectory features of the training videos and "
         "fuse its margin with the network's (the shipped recipe; docs/training.md). Only the i3d has it",
     )
-    video_weight: float = Field(
-        0.5, ge=0.0, le=1.0, description="weight of the standardised video stream (1 - it: the landmarks)"
+    fusion_c: float = Field(
+        0.03,
+        gt=0.0,
+        description="inverse L2 strength of the stacking regression that weighs the two standardised streams "
+        "on the validation fold's clips (smaller: more cautious weights and probabilities)",
     )
     c: float = Field(1.0, gt=0.0, description="inverse L2 strength of the landmark logistic regression")
     blink_threshold: float = Field(

@@ -7,7 +7,11 @@ inter-ocular distance), so features compare across faces and crops.
 * static: the normalised landmarks averaged over the tube -- the face's configuration, no time;
 * dynamic (facial-motion literature, e.g. Bandini 2017, Novotny 2022): landmark speeds per region,
   expression range (5th-95th percentile spread of mouth width, mouth opening, eye aspect ratio,
-  brow height), blink rate from eye-aspect-ratio dips, and the motion's jerkiness.
+  brow height), blink rate from eye-aspect-ratio dips, and the motion's jerkiness;
+* trajectory: dynamic plus the *timing* of the movements, which hypomimia slows (bradykinesia of the
+  face): speed relative to amplitude per region, the spectral centroid and direction reversals of each
+  expression signal, median speeds and blink duration. The I3D recipe's landmark stream uses these
+  (hypomimia.models.fusion); the baseline row shows them alone.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import pandas as pd
 from hypomimia.errors import UserError
 from hypomimia.faces import landmarks as geo
 
-KINDS = ("landmark_static", "landmark_dynamic")
+KINDS = ("landmark_static", "landmark_dynamic", "landmark_trajectory")
 
 
 def normalised(lm: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
@@ -76,6 +80,43 @@ def dynamic_features(lm: np.ndarray, fps: float, blink_threshold: float = 0.7) -
     return out
 
 
+def _timing(x: np.ndarray, fps: float) -> tuple[float, float, float]:
+    """(mean speed / range, spectral centroid in Hz, direction reversals per second) of one signal."""
+    speed = np.abs(np.diff(x)) * fps if len(x) > 1 else np.zeros(1)
+    centred = x - x.mean()
+    power = np.abs(np.fft.rfft(centred * np.hanning(len(x)))) ** 2
+    freq = np.fft.rfftfreq(len(x), 1.0 / fps)
+    centroid = float((freq[1:] * power[1:]).sum() / (power[1:].sum() + 1e-12))
+    velocity = np.convolve(np.diff(x), np.ones(3) / 3, mode="same") if len(x) > 3 else np.zeros(2)
+    reversals = float(np.sum(np.sign(velocity[1:]) != np.sign(velocity[:-1])) / (len(x) / fps))
+    return float(speed.mean() / (_spread(x) + 1e-9)), centroid, reversals
+
+
+def trajectory_features(lm: np.ndarray, fps: float, blink_threshold: float = 0.7) -> dict[str, float]:
+    """:func:`dynamic_features` plus how the movements are timed (normalised landmarks ``T x 478 x 2``)."""
+    out = dynamic_features(lm, fps, blink_threshold)
+    ear = geo.eye_aspect_ratio(lm)
+    brow = lm[:, list(geo.LEFT_BROW + geo.RIGHT_BROW), 1].mean(axis=1)
+    signals = {"mouth_width": geo.mouth_width(lm), "mouth_opening": geo.mouth_opening(lm),
+               "eye_aspect_ratio": ear, "brow_height": brow}  # fmt: skip
+    for name, series in signals.items():
+        ratio, centroid, reversals = _timing(series, fps)
+        out[f"speed_over_range_{name}"] = ratio
+        out[f"centroid_hz_{name}"] = centroid
+        out[f"reversals_per_s_{name}"] = reversals
+    closed = ear < blink_threshold * np.median(ear)
+    blinks = int(np.sum(closed[1:] & ~closed[:-1]) + int(closed[0]))
+    out["blink_duration_s"] = float(closed.sum() / max(blinks, 1) / fps)
+    step = np.linalg.norm(np.diff(lm, axis=0), axis=-1) * fps if len(lm) > 1 else np.zeros((1, lm.shape[1]))
+    for name, idx in geo.REGIONS.items():
+        speed = step[:, list(idx)].mean(axis=1)
+        region = lm[:, list(idx)]
+        amplitude = float(np.linalg.norm(region - region.mean(axis=0), axis=-1).mean())
+        out[f"speed_over_amplitude_{name}"] = float(speed.mean() / (amplitude + 1e-9))
+        out[f"speed_p50_{name}"] = float(np.median(speed))
+    return out
+
+
 def tube_features(tube: Path, kind: str, blink_threshold: float = 0.7) -> np.ndarray:
     """One feature vector from a tube file (``kind``: landmark_static or landmark_dynamic)."""
     try:
@@ -94,14 +135,17 @@ def tube_features(tube: Path, kind: str, blink_threshold: float = 0.7) -> np.nda
         return static_features(norm)
     if kind == "landmark_dynamic":
         return np.array(list(dynamic_features(norm, fps, blink_threshold).values()))
+    if kind == "landmark_trajectory":
+        return np.array(list(trajectory_features(norm, fps, blink_threshold).values()))
     raise ValueError(f"unknown landmark feature kind {kind!r}; one of {KINDS}")
 
 
 def feature_names(kind: str) -> list[str]:
     if kind == "landmark_static":
         return [f"lm{i}_{ax}" for i in range(geo.N_LANDMARKS) for ax in "xy"]
-    dummy = np.zeros((3, geo.N_LANDMARKS, 2))
-    return list(dynamic_features(dummy, 25.0).keys())
+    dummy = np.zeros((5, geo.N_LANDMARKS, 2))
+    named = trajectory_features if kind == "landmark_trajectory" else dynamic_features
+    return list(named(dummy, 25.0).keys())
 
 
 def make_classifier(classifier: str, c: float, seed: int):

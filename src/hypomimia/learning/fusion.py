@@ -54,7 +54,7 @@ def fit_two_streams(
         val_clips["margin_video"].to_numpy(),
         val_clips["margin_landmarks"].to_numpy(),
         val_clips["label"].to_numpy(),
-        video_weight=cfg.video_weight,
+        c=cfg.fusion_c,
         video_temperature=video_temperature,
     )
 

@@ -7,12 +7,15 @@ network does, and the two make different mistakes. So the shipped recipe has two
 Carreira & Zisserman's two-stream I3D has RGB and flow:
 
 * the **video stream**: the I3D's PD margin per clip;
-* the **landmark stream**: a standardised L2 logistic regression on the tube's dynamic-landmark
-  features, one margin per video, fitted on the training subjects after the network has trained.
+* the **landmark stream**: a standardised L2 logistic regression on the tube's landmark-trajectory
+  features (the dynamic-landmark features plus the timing of the movements,
+  :func:`hypomimia.evaluation.landmarks.trajectory_features`), one margin per video, fitted on the
+  training subjects after the network has trained.
 
-:class:`LateFusion` puts both on one scale and adds them: each stream's margin is standardised by the
-mean and SD of its margins on the validation fold (label-free, held-out), weighted, and the sum is
-calibrated with one temperature fitted on the same validation fold. The fused margin replaces the
+:class:`LateFusion` puts both on one scale and weighs them: each stream's margin is standardised by
+the mean and SD of its margins on the validation fold, and a logistic regression on the two (fitted on
+the same validation clips, held out from the network and from the landmark regression) gives their
+weights, the offset and the calibration at once. The fused margin replaces the
 clip margin everywhere downstream (metrics, cross-validation, evaluate, the gate), so the model that
 is evaluated is the model that is served. Both stream parameters travel inside ``model.pt``
 (``extra["landmark_stream"]``, ``extra["fusion"]``): plain numbers, no pickled estimator.
@@ -36,14 +39,14 @@ def landmark_features(
 ) -> np.ndarray:
     """The dynamic-landmark feature vector of one tube: the same function in training and serving."""
     from hypomimia.errors import UserError
-    from hypomimia.evaluation.landmarks import dynamic_features, normalised
+    from hypomimia.evaluation.landmarks import normalised, trajectory_features
 
     if valid is not None and int(np.count_nonzero(valid)) < 2:
         raise UserError("the face tube has fewer than 2 frames with a face", "film the face for longer")
     norm = normalised(landmarks, valid)
     if len(norm) < 2:
         raise UserError("the face tube has fewer than 2 frames with a face", "film the face for longer")
-    return np.array(list(dynamic_features(norm, fps, blink_threshold).values()))
+    return np.array(list(trajectory_features(norm, fps, blink_threshold).values()))
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,7 @@ class LandmarkStream:
         scale = np.where(scale > 0, scale, 1.0)  # a constant feature carries nothing; do not divide by 0
         head = LogisticRegression(C=c, max_iter=5000).fit((x - mean) / scale, np.asarray(y, int))
         return cls(
-            features=tuple(feature_names("landmark_dynamic")),
+            features=tuple(feature_names("landmark_trajectory")),
             mean=_floats(mean),
             scale=_floats(scale),
             coef=_floats(head.coef_[0]),
@@ -100,20 +103,27 @@ class LandmarkStream:
 
 @dataclass(frozen=True)
 class LateFusion:
-    """Standardise each stream on the validation fold, weight, add, calibrate with one temperature.
+    """Stacking on the validation fold: standardise each stream, then a logistic regression on the two.
 
-    ``fused = w * (video - video_centre) / video_scale + (1 - w) * (landmarks - landmark_centre) /
-    landmark_scale``; ``P(PD) = sigmoid(fused / temperature)``. ``video_temperature`` calibrates the
-    video stream alone (the answer when a tube has no landmarks, and the per-stream report).
+    ``fused = a * (video - video_centre) / video_scale + b * (landmarks - landmark_centre) /
+    landmark_scale + bias`` and ``P(PD) = sigmoid(fused)``: the regression both weighs the streams
+    (a stream that fails on the held-out validation subjects gets little weight) and calibrates the
+    sum, so ``temperature`` is 1. Weights are non-negative. ``video_temperature`` calibrates the video stream alone (the answer
+    when a tube has no landmarks, and the per-stream report). L2 (``c``) keeps 3 numbers fitted on a
+    fold's few subjects from chasing them.
     """
 
-    video_weight: float
     video_centre: float
     video_scale: float
     landmark_centre: float
     landmark_scale: float
-    temperature: float
+    video_coef: float
+    landmark_coef: float
+    bias: float
     video_temperature: float
+    c: float
+
+    temperature = 1.0  # the stacking regression is the calibration
 
     @classmethod
     def fit(
@@ -122,31 +132,43 @@ class LateFusion:
         landmark_margin: np.ndarray,
         y: np.ndarray,
         *,
-        video_weight: float,
+        c: float,
         video_temperature: float,
     ) -> LateFusion:
         """From the validation fold's clips: each clip's video margin, its video's landmark margin, label."""
-        from hypomimia.learning.metrics import fit_temperature
+        from sklearn.linear_model import LogisticRegression
 
         v, lm = np.asarray(video_margin, np.float64), np.asarray(landmark_margin, np.float64)
-        unfit = cls(
-            float(video_weight),
-            float(v.mean()),
-            _sd(v),
-            float(lm.mean()),
-            _sd(lm),
-            1.0,
-            float(video_temperature),
-        )
-        t = fit_temperature(unfit.fuse(v, lm), np.asarray(y))
-        return cls(**{**asdict(unfit), "temperature": t})
+        centres = (float(v.mean()), _sd(v), float(lm.mean()), _sd(lm))
+        z = np.c_[(v - centres[0]) / centres[1], (lm - centres[2]) / centres[3]]
+        y = np.asarray(y, int)
+        if len(set(y.tolist())) < 2:  # one class on validation: nothing to weigh with; equal weights
+            coef, bias = (1.0, 1.0), 0.0
+        else:
+            # Non-negative stacking (Breiman 1996): a stream that ranks the validation subjects backwards
+            # is noise on a few subjects, not a signal to invert; it is dropped and the other refitted.
+            keep = [0, 1]
+            while True:
+                head = LogisticRegression(C=c, max_iter=5000).fit(z[:, keep], y)
+                if (head.coef_[0] >= 0).all() or len(keep) == 1:
+                    break
+                keep = [keep[int(np.argmax(head.coef_[0]))]]
+            full = np.zeros(2)
+            full[keep] = np.maximum(head.coef_[0], 0.0)
+            coef, bias = (float(full[0]), float(full[1])), float(head.intercept_[0])
+        return cls(*centres, coef[0], coef[1], bias, float(video_temperature), float(c))
 
     def fuse(self, video_margin: np.ndarray, landmark_margin: np.ndarray | float) -> np.ndarray:
-        """The fused margin before the temperature (one per clip; the landmark margin is per video)."""
-        w = self.video_weight
+        """The fused margin, calibrated (one per clip; the landmark margin is per video)."""
         zv = (np.asarray(video_margin, np.float64) - self.video_centre) / self.video_scale
         zl = (np.asarray(landmark_margin, np.float64) - self.landmark_centre) / self.landmark_scale
-        return w * zv + (1.0 - w) * zl
+        return self.video_coef * zv + self.landmark_coef * zl + self.bias
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """Each stream's share of the fused margin's standardised weight (for reports and the answer)."""
+        total = abs(self.video_coef) + abs(self.landmark_coef) or 1.0
+        return {"video": self.video_coef / total, "landmarks": self.landmark_coef / total}
 
     def to_dict(self) -> dict[str, float]:
         return {k: float(v) for k, v in asdict(self).items()}  # plain floats: model.pt loads weights_only

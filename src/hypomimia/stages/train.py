@@ -273,15 +273,12 @@ def run(
         streams = None
         if cfg.landmark_stream.enabled and mc.arch == "i3d":
             # The second stream: landmark motion, fused late (models/fusion.py); from here on, margin is fused.
-            video_temperature = temperature
             landmark, fusion, val_clips, test_clips = fit_two_streams(
                 cfg.landmark_stream, split.train, split.val + split.test, val_clips, test_clips, temperature
             )
             temperature = fusion.temperature
             streams = {"landmark_stream": landmark.to_dict(), "fusion": fusion.to_dict()}
-            log.info(
-                "two streams: video temperature %.4f, fused temperature %.4f", video_temperature, temperature
-            )
+            log.info("stream weights on validation: %s", {k: round(v, 3) for k, v in fusion.weights.items()})
         kw = {
             "temperature": temperature,
             "abstain_band": cfg.abstain_band,
@@ -381,7 +378,7 @@ def _stream_metrics(val_clips: pd.DataFrame, test_clips: pd.DataFrame, fusion: d
 
     out = {}
     for name, col, t in (("video", "margin_video", fusion["video_temperature"]), ("landmarks", "margin_landmarks", 1.0),
-                         ("fused", "margin", fusion["temperature"])):  # fmt: skip
+                         ("fused", "margin", 1.0)):  # fmt: skip
         subj = with_probability(test_clips.assign(margin=test_clips[col]), t).groupby("subject_id")
         s = subj.agg(label=("label", "first"), p=("p", "mean"))
         out[name] = {"test_subject_auroc": auroc(s["label"].to_numpy(), s["p"].to_numpy())}
