@@ -141,3 +141,15 @@ def test_endpoint_gives_the_training_numbers_for_the_same_tube(trained):
             video_only["streams"]["used"] == ["video"]
             and "tube upload" in video_only["streams"]["landmarks"]["reason"]
         )
+
+
+def test_model_card_names_both_streams_and_their_weights(trained):
+    from hypomimia.lineage.model_card import build_model_card, render_markdown
+
+    result, _ = trained
+    card = build_model_card(result.model_path.parent)
+    streams = card["model"]["streams"]
+    assert streams["inputs"] == ["video", "landmarks"]
+    assert set(streams["weights"]) == {"video", "landmarks"} and streams["weights"]["landmarks"] > 0
+    assert streams["test_subject_auroc"]["landmarks"] == pytest.approx(1.0)
+    assert "- streams: video, landmarks (fusion weights" in render_markdown(card)

@@ -185,6 +185,7 @@ def build_model_card(
             "mlflow_run_id": (meta.get("mlflow") or {}).get("run_id"),
             "registry": registry,
             "code": ((meta.get("lineage") or {}).get("provenance") or {}).get("code"),
+            "streams": _streams(metrics),
         },
         "intended_use": meta.get("intended_use"),
         "out_of_scope": list(OUT_OF_SCOPE),
@@ -205,6 +206,21 @@ def build_model_card(
     }
     card["limitations"] = _limitations(card)
     return _finite(card)
+
+
+def _streams(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Which inputs the model fuses, each one's held-out AUROC and its weight (docs/training.md)."""
+    streams = metrics.get("streams")
+    if not streams:
+        return {"inputs": ["video"], "fusion": None}
+    from hypomimia.models.fusion import LateFusion
+
+    return {
+        "inputs": ["video", "landmarks"],
+        "fusion": "late: non-negative stacking on the validation fold (models/fusion.py)",
+        "weights": LateFusion.from_dict(streams["fusion"]).weights,
+        "test_subject_auroc": {k: v.get("test_subject_auroc") for k, v in streams.items() if k != "fusion"},
+    }
 
 
 def _fmt(v: Any) -> str:
@@ -235,6 +251,12 @@ def render_markdown(card: dict[str, Any]) -> str:
         "## Model",
         "",
         f"- architecture: {_fmt(m['architecture'])}; labels: {_fmt(m['labels'])}",
+        f"- streams: {', '.join(m['streams']['inputs'])}"
+        + (
+            f" (fusion weights {_fmt(m['streams']['weights'])}; test subject AUROC {_fmt(m['streams']['test_subject_auroc'])})"
+            if m["streams"].get("weights")
+            else ""
+        ),  # fmt: skip
         f"- package {_fmt(m['package_version'])}, MLflow run {_fmt(m['mlflow_run_id'])}",
         f"- code: {_fmt(m.get('code'))}",
     ]
