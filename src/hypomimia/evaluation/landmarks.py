@@ -117,17 +117,21 @@ def trajectory_features(lm: np.ndarray, fps: float, blink_threshold: float = 0.7
     return out
 
 
-def tube_features(tube: Path, kind: str, blink_threshold: float = 0.7) -> np.ndarray:
-    """One feature vector from a tube file (``kind``: landmark_static or landmark_dynamic)."""
+def load_landmarks(tube: Path) -> tuple[np.ndarray, np.ndarray | None, float]:
+    """(landmarks ``T x 478 x 2``, valid ``T`` or None, fps) of a tube file."""
     try:
         with np.load(tube) as z:
-            lm, fps = z["landmarks"], float(z["fps"])
-            valid = z["valid"] if "valid" in z.files else None
+            return z["landmarks"], (z["valid"] if "valid" in z.files else None), float(z["fps"])
     except (OSError, KeyError, ValueError) as e:
         raise UserError(
-            f"tube {tube.name} has no readable landmarks ({type(e).__name__}: {e})",
+            f"tube {Path(tube).name} has no readable landmarks ({type(e).__name__}: {e})",
             "re-run 'hypomimia facetubes' (tubes carry a landmarks array, docs/data-format.md)",
         ) from None
+
+
+def tube_features(tube: Path, kind: str, blink_threshold: float = 0.7) -> np.ndarray:
+    """One feature vector from a tube file (``kind``: one of :data:`KINDS`)."""
+    lm, valid, fps = load_landmarks(tube)
     norm = normalised(lm, valid)
     if len(norm) == 0:
         raise UserError(f"tube {tube.name} has no valid frame", "re-run 'hypomimia facetubes'")

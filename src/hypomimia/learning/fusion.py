@@ -12,21 +12,14 @@ import pandas as pd
 
 from hypomimia.config.train import LandmarkStreamConfig
 from hypomimia.errors import UserError
+from hypomimia.evaluation.landmarks import load_landmarks
 from hypomimia.learning.clips import TubeItem
 from hypomimia.models.fusion import LandmarkStream, LateFusion, landmark_features
 
 
 def tube_features(item: TubeItem, blink_threshold: float) -> np.ndarray:
-    try:
-        with np.load(item.tube) as z:
-            lm, fps = z["landmarks"], float(z["fps"])
-            valid = z["valid"] if "valid" in z.files else None
-    except (OSError, KeyError, ValueError) as e:
-        raise UserError(
-            f"tube {item.tube.name} has no readable landmarks ({type(e).__name__})",
-            "re-run 'hypomimia facetubes' (tubes carry a landmarks array, docs/data-format.md)",
-        ) from None
-    return landmark_features(lm, valid, fps, blink_threshold)
+    """The landmark stream's features of a training tube: the endpoint's function on the same arrays."""
+    return landmark_features(*load_landmarks(item.tube), blink_threshold)
 
 
 def fit_two_streams(
