@@ -26,7 +26,7 @@ silence_native_logs()  # mediapipe/TFLite native lines never reach the server lo
 
 from hypomimia.inference import prediction_log as plog  # noqa: E402
 from hypomimia.inference import predictor as pr  # noqa: E402
-from hypomimia.inference.settings import api_keys, serve_config  # noqa: E402
+from hypomimia.inference.settings import api_keys, serve_config, voice_config  # noqa: E402
 from serving.middleware import (  # noqa: E402
     ApiKeyMiddleware,
     FormGuardMiddleware,
@@ -49,6 +49,7 @@ class _NoClientAddress(logging.Filter):
 
 logging.getLogger("bentoml.access").addFilter(_NoClientAddress())
 CFG = serve_config()
+VOICE = voice_config()  # the upload's sound is measured as the voice stage measured the training clips
 HERE = Path(__file__).resolve().parent
 # A bento carries its model in serving/model (hypomimia serve build); otherwise params/env decide.
 MODEL = os.environ.get("HYPOMIMIA_SERVE_MODEL") or (
@@ -109,11 +110,13 @@ class Gateway:
     ) -> dict:
         async def work():
             await self._test_delay(ctx)
-            await anyio.to_thread.run_sync(pr.check_upload, video, CFG)
+            upload = await anyio.to_thread.run_sync(pr.check_upload, video, CFG)
             tube = await anyio.to_thread.run_sync(pr.face_tube, video, self.served)
             landmark = await anyio.to_thread.run_sync(pr.landmark_margin, tube, self.served)
             clips = pr.clip_frames(tube.frames, self.served)
-            return await self._answer(clips, landmark), pr.quality_summary(tube)
+            answer = await self._answer(clips, landmark)
+            audio = await anyio.to_thread.run_sync(pr.audio_facts, upload, video, VOICE)  # for the log
+            return answer, pr.quality_summary(tube), audio
 
         return await self._respond("predict", ctx, subject_ref, session, work)
 
@@ -167,7 +170,7 @@ class Gateway:
             record.update(
                 subject_ref=subject_ref or None, session=session or None
             )  # only once they are codes
-            result, quality = await work()
+            result, quality, *heard = await work()  # /predict also returns the upload's audio facts
         except pr.Refusal as r:
             ctx.response.status_code = r.status
             ms = (time.perf_counter() - t0) * 1000
@@ -182,7 +185,7 @@ class Gateway:
         outcome = "uncertain" if result["label"] == "uncertain" else "ok"
         embedding = result.pop("embedding")
         self._log(record, outcome=outcome, p_pd=result["p_pd"], label=result["label"], n_clips=len(result["clips"]),
-                  latency_ms=ms, tube_quality=quality, embedding=embedding)  # fmt: skip
+                  latency_ms=ms, tube_quality=quality, embedding=embedding, audio=heard[0] if heard else None)  # fmt: skip
         REQUESTS.labels(endpoint=endpoint, outcome=outcome, reason="").inc()
         ABSTENTIONS.labels(endpoint=endpoint).inc(outcome == "uncertain")
         LATENCY.labels(endpoint=endpoint).observe(ms / 1000)

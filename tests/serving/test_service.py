@@ -222,6 +222,29 @@ def test_prediction_log_has_one_record_per_request_and_no_phi(server, clip):
     assert clip.name not in raw and "127.0.0.1" not in raw and "John Smith" not in raw
     frame = plog.to_frame(recs)
     assert {"q_face_found_ratio", "p_pd", "outcome"} <= set(frame.columns)
+    assert rec.audio == plog.AudioFacts(has_audio=False)  # a silent clip logs that it had no sound
+
+
+def test_the_prediction_log_holds_the_uploads_sound(server, clip, tmp_path):
+    """/predict logs the upload's audio facts (issue 25: audio drift): the probe's stream facts and
+    the voice stage's SNR, high band, intensity and F0 SD, measured with the answer."""
+    from hypomimia.data.video import AudioTrack, replace_audio
+    from tests.helpers_voice import vowel
+
+    sound = np.zeros(2 * 16000)
+    sound[8000:24000] = vowel(16000, seconds=1.0, f0_hz=200.0, vibrato_st=0.0, rms_db=70.0)
+    sound += 1e-4 * np.random.default_rng(0).standard_normal(len(sound))  # a quiet room, about 45 dB below
+    pcm = np.round(sound * 32768).astype(np.int16)
+    speaking = replace_audio(clip, tmp_path / "speaking.mp4", AudioTrack(pcm, 16000))
+    r = post(server, "/predict", video(speaking), data={"subject_ref": "pt-0025"})
+    assert r.status_code == 200, r.text
+    rec = next(r for r in plog.read(server.store) if r.subject_ref == "pt-0025")
+    audio = rec.audio
+    assert audio.has_audio and (audio.codec, audio.sample_rate, audio.channels) == ("aac", 16000, 1)
+    assert audio.voice_status == "measured" and audio.f0_mean_hz == pytest.approx(200.0, rel=0.03)
+    assert (
+        audio.snr_db > 30.0 and audio.loudness_lufs < 0 and audio.intensity_db == pytest.approx(70.0, abs=1.5)
+    )
 
 
 def test_server_log_has_no_native_noise_file_names_or_client_addresses(server, clip):

@@ -36,6 +36,15 @@ def monitor(
     ),
     ingest: Annotated[Path | None, typer.Option(help="current window: ingest folder of a new batch")] = None,
     tubes: Annotated[Path | None, typer.Option(help="current window: facetubes folder of that batch")] = None,
+    voice: Annotated[
+        Path | None,
+        typer.Option(
+            help="voice folder of the training data: its SNR, bandwidth and voice measures join the audio tests"
+        ),
+    ] = None,
+    current_voice: Annotated[
+        Path | None, typer.Option(help="current window: voice folder of the batch (with --ingest)")
+    ] = None,
     prediction_log: Annotated[
         Path | None, typer.Option(help="current window: the serving prediction log folder (last window_days)")
     ] = None,
@@ -91,7 +100,7 @@ def monitor(
     r = run(
         cfg, reference_ingest, reference_tubes, out, current_ingest=ingest, current_tubes=tubes,
         prediction_log=prediction_log, until=until, model=_model(model, use_model), data_uri=data_uri,
-        tracking_uri=uri,
+        tracking_uri=uri, voice=voice, current_voice=current_voice,
     )  # fmt: skip
     print_summary(r)
     if submit:
@@ -119,6 +128,20 @@ def print_summary(r) -> None:
         v = pred["label"]
         table.add_row("uncertain share", f"{v['reference_shares']['uncertain']:.2f}",
                       f"{v['current_shares']['uncertain']:.2f}", f"{v['p_value']:.2g}", mark[v["drifted"]])  # fmt: skip
+    sound = s.get("audio") or {}
+    for col, v in (sound.get("columns") or {}).items():
+        p = (
+            f"{v['p_value']:.2g}"
+            if v["p_value"] is not None
+            else ("const" if "constant" in v["note"] else "shown")
+        )
+        if v["kind"] == "categorical":
+            ref, cur = v["reference_shares"], v["current_shares"]
+        elif v["kind"] == "share":
+            ref, cur = v["reference_share"], v["current_share"]
+        else:
+            ref, cur = v["reference_median"], v["current_median"]
+        table.add_row(col, _cell(ref), _cell(cur), p, mark[v["drifted"]])
     if s.get("embedding"):
         v = s["embedding"]
         score = f"{v['score']:.3g}" if v.get("score") is not None else "not tested: too few subjects"
@@ -128,6 +151,8 @@ def print_summary(r) -> None:
         console.print(
             f"{s['tests']} tests, each at {s['per_test_alpha']:.2g} (alpha {s['alpha']} per window)"
         )
+        if sound.get("skipped"):
+            console.print(f"audio: {sound['skipped']}", highlight=False, markup=False)
     colour = {"ok": "green", "warn": "yellow", "retrain": "red", "too_small": "yellow"}[r.decision.outcome]
     console.print(f"decision: [{colour}]{r.decision.outcome}[/{colour}]" +
                   (f" driven by {', '.join(r.decision.drivers)}" if r.decision.drivers else ""))  # fmt: skip
@@ -139,6 +164,12 @@ def print_summary(r) -> None:
         )
     for name, path in r.files.items():
         console.print(f"  {name:<9} {path}", highlight=False, soft_wrap=True)
+
+
+def _cell(value) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {v:.2f}" for k, v in value.items()) or "-"
+    return "-" if value is None else f"{value:.4g}"
 
 
 def _submit(r, host: str, package: Path | None, params: Path) -> None:

@@ -48,6 +48,12 @@ class MonitorConfig(Section):
         ge=4,
         description="held-out reference videos scored by the model (a seeded sample of whole subjects above this)",
     )
+    audio_min_subjects: int = Field(
+        5,
+        ge=2,
+        description="fewer subjects with audio in the window or the reference -> the audio tests (loudness, "
+        "SNR, bandwidth, clipping, sample rate) are skipped with the reason, not failed",
+    )
     seed: int = Field(0, ge=0, description="seed of reference sampling and bootstrap nulls")
     # Patient course
     course_min_clips: int = Field(

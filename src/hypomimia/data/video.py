@@ -201,3 +201,26 @@ def write_mp4(
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def replace_audio(src: str | Path, dst: str | Path, audio: AudioTrack | None) -> Path:
+    """Write ``dst``: ``src``'s video stream copied packet for packet (its pixels untouched) with
+    ``audio`` as its sound track (mono AAC, encoded as :func:`write_mp4` encodes it), or none. A
+    recording heard through another microphone (or none), seen through the same camera."""
+    dst = Path(dst)
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp.mp4")
+    try:
+        with av.open(str(src)) as source, av.open(str(tmp), mode="w", format="mp4", options={"fflags": "+bitexact"}) as out:  # fmt: skip
+            video_in = source.streams.video[0]
+            video_out = out.add_stream_from_template(video_in)
+            for packet in _audio_packets(out, audio) if audio is not None else ():
+                out.mux(packet)
+            for packet in source.demux(video_in):
+                if packet.dts is None:  # the demuxer's flush packet
+                    continue
+                packet.stream = video_out
+                out.mux(packet)
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dst

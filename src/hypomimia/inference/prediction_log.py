@@ -31,6 +31,31 @@ DEFAULT_STORE = Path("work/predictions")
 log = logging.getLogger(__name__)
 
 
+class AudioFacts(BaseModel):
+    """The upload's sound, as /predict heard it (docs/monitoring.md, "Audio drift"): the probe's stream
+    facts (ingest's ``audio_*`` columns) and what :func:`hypomimia.voice.clip.listen` measured. A clip
+    without audio logs ``has_audio: false`` and nulls; a number that is not finite (the -inf loudness
+    of digital silence) logs null."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    has_audio: bool
+    codec: str | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+    duration_s: float | None = None
+    loudness_lufs: float | None = None  # BS.1770 integrated
+    peak_dbfs: float | None = None
+    clipped_share: float | None = None
+    voice_status: str | None = None  # measured | no_voice | failed (voice.clip.listen); null without audio
+    voiced_s: float | None = None
+    snr_db: float | None = None  # speech vs pauses (voice.recording)
+    hf_share_db: float | None = None  # power above 4 kHz of the voiced speech (voice.recording)
+    intensity_db: float | None = None  # Praat, the voice stage's measure
+    f0_mean_hz: float | None = None
+    f0_sd_st: float | None = None
+
+
 class PredictionRecord(BaseModel):
     """One request. ``outcome``: ok (a pd/control answer), uncertain (abstained), refused (4xx with a
     ``reason``), error (5xx). Quality and embedding are present whenever a tube was extracted."""
@@ -53,6 +78,8 @@ class PredictionRecord(BaseModel):
     latency_ms: float | None = None
     tube_quality: dict[str, float | int | None] = Field(default_factory=dict)
     embedding: list[float] | None = None  # the model's embed() descriptor, averaged over clips
+    # /predict's upload sound; None: a tube upload, a refusal, or a record written before issue 25
+    audio: AudioFacts | None = None
     subject_ref: str | None = None  # pseudonymous, chosen by the caller; never a name or MRN
     session: str | None = None
 
@@ -158,10 +185,14 @@ def read(
 
 
 def to_frame(records: list[PredictionRecord]) -> pd.DataFrame:
-    """One row per record; ``tube_quality`` flattened to ``q_<metric>`` columns, embedding kept as a list."""
+    """One row per record; ``tube_quality`` flattened to ``q_<metric>`` columns, ``audio`` to
+    ``audio_<fact>`` (``has_audio`` as it is; all null for a record without audio facts), the embedding
+    kept as a list."""
     rows: list[dict[str, Any]] = []
     for r in records:
-        row = r.model_dump(exclude={"tube_quality"})
+        row = r.model_dump(exclude={"tube_quality", "audio"})
         row.update({f"q_{k}": v for k, v in r.tube_quality.items()})
+        audio = r.audio.model_dump() if r.audio is not None else dict.fromkeys(AudioFacts.model_fields)
+        row.update({k if k == "has_audio" else f"audio_{k}": v for k, v in audio.items()})
         rows.append(row)
     return pd.DataFrame(rows)

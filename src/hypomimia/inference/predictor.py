@@ -384,6 +384,39 @@ def quality_summary(tube) -> dict[str, Any]:
     return out
 
 
+def audio_facts(upload, path: Path, voice) -> dict[str, Any]:
+    """The upload's sound for the prediction log (``prediction_log.AudioFacts``): the stream facts of
+    ``upload`` (the Probe :func:`check_upload` returned) and :func:`hypomimia.voice.clip.listen` with
+    ``voice`` (a VoiceConfig, the voice stage's params). A clip without audio gives ``has_audio``
+    false and nulls. Never raises: a voice analysis that fails logs ``voice_status: failed`` and the
+    answer goes out as it would have."""
+    import math
+
+    def finite(x):
+        return float(x) if x is not None and math.isfinite(x) else None
+
+    if not upload.has_audio:
+        return {"has_audio": False}
+    facts: dict[str, Any] = {
+        "has_audio": True,
+        "codec": upload.audio_codec or None,
+        "sample_rate": upload.audio_sample_rate or None,
+        "channels": upload.audio_channels or None,
+        "duration_s": finite(upload.audio_duration_s),
+        "loudness_lufs": finite(upload.audio_loudness_lufs),
+        "peak_dbfs": finite(upload.audio_peak_dbfs),
+        "clipped_share": finite(upload.audio_clipped_share),
+    }
+    try:
+        from hypomimia.voice.clip import listen
+
+        heard = listen(path, voice)
+    except Exception as e:  # the voice must never cost the answer
+        log.warning("audio facts failed: %s", type(e).__name__)
+        return facts | {"voice_status": "failed"}
+    return facts | {"voice_status": heard.pop("status")} | heard
+
+
 def predict_video(path: Path, model: ServedModel, limits: ServeConfig | None = None) -> dict[str, Any]:
     """The whole path in one process (offline scoring, benchmarks): upload checks, tube, clips, answer."""
     check_upload(Path(path), limits or ServeConfig())

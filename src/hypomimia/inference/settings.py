@@ -9,6 +9,7 @@ from pathlib import Path
 
 from hypomimia.config.params import load_params
 from hypomimia.config.serve import ServeConfig
+from hypomimia.config.voice import VoiceConfig
 
 # env var -> ServeConfig field (values are validated by pydantic like params.yaml's)
 ENV_OVERRIDES = {
@@ -33,6 +34,15 @@ def serve_config(params_file: str | Path | None = None) -> ServeConfig:
     base = load_params(path).serve if path else ServeConfig()
     changes = {field: os.environ[var] for var, field in ENV_OVERRIDES.items() if os.environ.get(var)}
     return ServeConfig.model_validate({**base.model_dump(), **changes})
+
+
+def voice_config(params_file: str | Path | None = None) -> VoiceConfig:
+    """The voice stage's params (params.yaml's ``voice`` section, as :func:`serve_config` finds the
+    file): the endpoint measures an upload's sound as the stage measured the training clips'."""
+    path = params_file or os.environ.get("HYPOMIMIA_PARAMS")
+    if path is None and Path("params.yaml").is_file():
+        path = "params.yaml"
+    return load_params(path).voice if path else VoiceConfig()
 
 
 def api_keys(cfg: ServeConfig) -> list[bytes]:

@@ -5,6 +5,9 @@
   ``monitor.retrain_columns`` quality signals drifted. Lost videos are quality signals:
   ``ingest_quarantined`` / ``face_lost`` (more lost than the reference, Fisher exact) and
   ``lost_videos`` (more than ``monitor.max_lost_share`` of the submitted videos lost);
+* audio facts (loudness, SNR, bandwidth, clipping, sample rate, share of clips with audio;
+  :mod:`hypomimia.monitoring.audio`) are quality signals too: one -> warn, a new microphone that
+  moves two -> retrain; the voice model's outputs (a hook until it is served) are model-side;
 * ``warn``: fewer quality features drifted and the model's outputs held steady (e.g. one camera
   setting changed: look at it, retraining is not yet called for);
 * ``ok``: nothing drifted at the window's per-test level;
@@ -63,6 +66,10 @@ def decide(summary: dict[str, Any], cfg: MonitorConfig) -> Decision:
             f"face ({lost['share']:.0%} > monitor.max_lost_share {lost['max_lost_share']:.0%})"
         )
     model_side = []
+    for col, v in ((summary.get("audio") or {}).get("columns") or {}).items():
+        if v.get("drifted"):  # the recording chain is quality; the voice model's outputs are model-side
+            (model_side if v["kind"] == "voice_model" else quality).append(col)
+            reasons.append(_audio_reason(col, v))
     for col, v in (summary.get("population") or {}).items():
         if v.get("drifted"):
             model_side.append(col)
@@ -96,6 +103,29 @@ def decide(summary: dict[str, Any], cfg: MonitorConfig) -> Decision:
     if quality:
         return Decision("warn", drivers, reasons)
     return Decision("ok", [], [])
+
+
+def _audio_reason(col: str, v: dict[str, Any]) -> str:
+    p = _p(v["p_value"])
+    if v["kind"] == "categorical":
+        return (
+            f"{col}: shares {v['reference_shares']} -> {v['current_shares']} of the clips with audio (p={p})"
+        )
+    if v["kind"] == "share":
+        return (
+            f"{col}: {_pct(v['reference_share'])} -> {_pct(v['current_share'])} of the clips have audio "
+            f"(K-S p={p}): uploads lost or gained their sound track"
+        )
+    why = (
+        "the voice model's outputs moved"
+        if v["kind"] == "voice_model"
+        else "microphone, room or gain changed"
+    )
+    return f"{col}: median {v['reference_median']:.4g} -> {v['current_median']:.4g} (K-S p={p}): {why}"
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.0%}"
 
 
 def _p(p: float | None) -> str:

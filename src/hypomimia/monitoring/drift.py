@@ -17,6 +17,9 @@ window, so a same-distribution window raises any alarm with probability <= alpha
 * prediction drift: K-S on the subjects' mean ``p_pd``; a two-sample permutation chi-square test
   (``label_permutation_p``) on the subjects' labels (pd, control, uncertain), which is where a
   rising ``uncertain`` share shows;
+* audio drift (:mod:`hypomimia.monitoring.audio`, issue 25): loudness, SNR, the high band and the
+  clipped share (K-S), the sample rate (the label test), over the subjects' clips with audio, and
+  each subject's share of clips with audio; skipped with the reason when too few subjects have audio;
 * embedding drift: MMD between the subjects' mean descriptors, its null from Evidently's bootstrap
   (``quantile_probability = 1 - alpha / m``), or a domain classifier (``embedding_method: model``);
 * lost videos (``lost_tests``, when the submitted and lost counts are known): one-sided Fisher
@@ -52,7 +55,8 @@ import numpy as np
 import pandas as pd
 
 from hypomimia.config.monitor import MonitorConfig
-from hypomimia.monitoring.window import POPULATION_COLUMNS, QUALITY_COLUMNS, embedding_columns
+from hypomimia.monitoring import audio
+from hypomimia.monitoring.window import POPULATION_COLUMNS, QUALITY_COLUMNS, embedding_columns, subject_keys
 
 log = logging.getLogger(__name__)
 LABELS = ("control", "pd", "uncertain")
@@ -140,7 +144,7 @@ def subject_table(df: pd.DataFrame, numeric: list[str], scores: bool, emb: list[
     each quality feature / index, the mean ``p_pd`` and embedding of its scored videos, its majority
     label (a tie -> uncertain). Subjects without a scored video keep ``p_pd`` NaN (the K-S test
     skips them)."""
-    key = _subject_keys(df)
+    key = subject_keys(df)
     frame = _frame(df, numeric, scores, emb).assign(_subject=key)
     groups = frame.groupby("_subject", sort=True)
     out = groups[numeric].median() if numeric else pd.DataFrame(index=sorted(set(key)))
@@ -152,6 +156,13 @@ def subject_table(df: pd.DataFrame, numeric: list[str], scores: bool, emb: list[
     return out.reset_index(drop=True)
 
 
+def _with_sound(subjects: pd.DataFrame, df: pd.DataFrame, sound: audio.AudioPlan) -> pd.DataFrame:
+    """``subjects`` (one row per subject, sorted) with the audio columns of ``sound`` beside them."""
+    if not sound.columns:
+        return subjects
+    return pd.concat([subjects, audio.subject_columns(df, sound, subject_keys(df))], axis=1)
+
+
 def _majority(labels: pd.Series) -> str | None:
     counts = labels[labels.isin(LABELS)].value_counts()
     if counts.empty:
@@ -160,15 +171,8 @@ def _majority(labels: pd.Series) -> str | None:
     return str(top.index[0]) if len(top) == 1 else "uncertain"
 
 
-def _subject_keys(df: pd.DataFrame) -> np.ndarray:
-    """Each row's subject: its ``subject_ref``, or the row itself where any row lacks one."""
-    if "subject_ref" in df and df["subject_ref"].notna().all():
-        return df["subject_ref"].astype(str).to_numpy()
-    return np.array([f"row{i}" for i in range(len(df))])
-
-
 def _n_subjects(df: pd.DataFrame) -> int:
-    return len(set(_subject_keys(df)))
+    return len(set(subject_keys(df)))
 
 
 def lost_tests(lost: dict[str, Any], cfg: MonitorConfig, level: float) -> dict[str, Any]:
@@ -214,7 +218,14 @@ def compare(
     tested, shown = _testable(reference, current) if len(current) else ([], [])
     scores = _has_scores(reference) and _has_scores(current)
     emb = [c for c in embedding_columns(reference) if c in set(embedding_columns(current))] if scores else []
-    m = len(tested) + (2 if scores else 0) + (1 if emb else 0) + (len(LOST_KINDS) if lost else 0)
+    sound = audio.plan(reference, current, cfg) if len(current) else audio.AudioPlan()
+    m = (
+        len(tested)
+        + (2 if scores else 0)
+        + (1 if emb else 0)
+        + (len(LOST_KINDS) if lost else 0)
+        + sound.tests
+    )
     if m == 0:
         raise ValueError("nothing to compare: no quality feature or score in both tables")
     level = cfg.alpha / m
@@ -232,6 +243,7 @@ def compare(
         "prediction": {},
         "embedding": None,
         "lost": lost_tests(lost, cfg, level) if lost else None,
+        "audio": None,
     }
     if not len(current):
         return DriftOutcome(summary, None)
@@ -239,12 +251,16 @@ def compare(
     numeric = tested + shown
     ref, cur = _frame(reference, numeric, scores, emb), _frame(current, numeric, scores, emb)
     ref_s, cur_s = (
-        subject_table(reference, numeric, scores, emb),
-        subject_table(current, numeric, scores, emb),
+        _with_sound(subject_table(reference, numeric, scores, emb), reference, sound),
+        _with_sound(subject_table(current, numeric, scores, emb), current, sound),
     )
+    # the audio facts Evidently shows: the tested ones, and those constant and equal on both sides
+    heard = [c for c in sound.columns if c not in audio.SHOWN]
+    heard_numeric = [c for c in heard if c not in audio.CATEGORICAL]
+    heard_categorical = [c for c in heard if c in audio.CATEGORICAL]
     definition = DataDefinition(
-        numerical_columns=numeric + (["p_pd"] if scores else []),
-        categorical_columns=["label"] if scores else [],
+        numerical_columns=numeric + (["p_pd"] if scores else []) + heard_numeric,
+        categorical_columns=(["label"] if scores else []) + heard_categorical,
     )
     metrics: list[Any] = [ValueDrift(column=c, method="ks", threshold=level) for c in numeric]
     if scores:
@@ -252,6 +268,9 @@ def compare(
             ValueDrift(column="p_pd", method="ks", threshold=level),
             ValueDrift(column="label", method=LABEL_TEST, threshold=level),
         ]
+    metrics += [ValueDrift(column=c, method="ks", threshold=level) for c in heard_numeric]
+    metrics += [ValueDrift(column=c, method=LABEL_TEST, threshold=level) for c in heard_categorical]
+    if scores or heard_categorical:
         _register_label_test()
     method = None
     if emb:
@@ -262,7 +281,7 @@ def compare(
         )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # scipy/evidently warn about ties in K-S on discrete columns
-        tabular = [c for c in cur_s.columns if c not in emb]
+        tabular = [c for c in cur_s.columns if c not in emb and c not in audio.SHOWN]
         snapshot = Report(metrics, include_tests=True).run(
             Dataset.from_pandas(cur_s[tabular], data_definition=definition),
             Dataset.from_pandas(ref_s[tabular], data_definition=definition),
@@ -297,6 +316,7 @@ def compare(
                 "current_subject_shares": _shares(cur_s["label"].dropna()),
             },
         }
+    summary["audio"] = audio.summarize(sound, values, reference, current, ref_s, cur_s)
     if emb:
         r_emb, c_emb = ref_s[emb].dropna(), cur_s[emb].dropna()
         too_few = embedding_too_few(len(r_emb), len(c_emb))
@@ -412,6 +432,14 @@ def headline_html(decision: dict[str, Any], summary: dict[str, Any]) -> str:
         f"{summary.get('per_test_alpha', float('nan')):.2g} ({summary.get('tests', '?')} tests, Bonferroni). "
         "Lost videos, the embedding test and the decision rule are in drift.json / monitor.json."
     )
+    sound = summary.get("audio") or {}
+    if sound.get("skipped"):
+        how += f" Audio: {sound['skipped']}."
+    elif sound.get("columns"):
+        how += (
+            f" Audio: {sound.get('tests', 0)} tests on the subjects with audio "
+            f"({sound['counts']['current']['subjects_with_audio']} in the window)."
+        )
     return (
         f'<div id="{HEADLINE_ID}" data-outcome="{escape(outcome)}" style="font-family:sans-serif;'
         f'border-left:8px solid {_COLOURS.get(outcome, "#555")};padding:12px 16px;margin:12px;background:#fafafa">'

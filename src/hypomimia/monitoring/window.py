@@ -9,6 +9,7 @@ prediction log over a time window.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from hypomimia.data.artifacts import read_stage_table
 from hypomimia.errors import UserError
 from hypomimia.validation.reference import FEATURES
 
+log = logging.getLogger(__name__)
 QUALITY_COLUMNS = tuple(
     FEATURES
 )  # face size, blur, brightness, pose ranges, frames, fps, resolution, duration
@@ -32,8 +34,55 @@ def embedding_columns(df: pd.DataFrame) -> list[str]:
     return sorted((c for c in df.columns if c.startswith("emb_")), key=lambda c: int(c[4:]))
 
 
-def batch_table(ingest_dir: Path, tubes_dir: Path, video_ids: set[str] | None = None) -> pd.DataFrame:
-    """Accepted videos with a face tube: ids, session, ground truth when known, quality features, tube path."""
+def subject_keys(df: pd.DataFrame) -> np.ndarray:
+    """Each row's subject: its ``subject_ref``, or the row itself where any row lacks one."""
+    if "subject_ref" in df and df["subject_ref"].notna().all():
+        return df["subject_ref"].astype(str).to_numpy()
+    return np.array([f"row{i}" for i in range(len(df))])
+
+
+# A clip's sound (monitoring.audio): ingest's stream facts, and what the voice stage measured.
+INGEST_AUDIO = ("has_audio", "audio_sample_rate", "audio_loudness_lufs", "audio_clipped_share")
+VOICE_AUDIO = {"snr_db": "audio_snr_db", "hf_share_db": "audio_hf_share_db",
+               "intensity_db": "audio_intensity_db", "f0_sd_st": "audio_f0_sd_st"}  # fmt: skip
+AUDIO_COLUMNS = (*INGEST_AUDIO, *VOICE_AUDIO.values())
+
+
+def audio_table(ingest_dir: Path, voice_dir: Path | None = None) -> pd.DataFrame:
+    """``video_id``, ``subject_ref`` and the audio columns of ingest's accepted videos: ``has_audio``
+    and the stream facts from ingested.parquet, SNR, bandwidth, intensity and F0 SD from the voice
+    table (``voice_dir``; NaN without it). An ingest table from before issue 25 has no audio facts:
+    ``has_audio`` is then unknown (NaN), not false."""
+    ingested = read_stage_table(ingest_dir, "ingested.parquet", "ingest")
+    ing = ingested[ingested["status"] == "accepted"]
+    out = pd.DataFrame(
+        {"video_id": ing["video_id"].astype(str), "subject_ref": ing["subject_id"].astype(str)}
+    )
+    known = ing["has_audio"].notna() if "has_audio" in ing else pd.Series(False, index=ing.index)
+    out["has_audio"] = ing["has_audio"].astype(object).where(known, None) if "has_audio" in ing else None
+    for col in INGEST_AUDIO[1:]:
+        out[col] = pd.to_numeric(ing[col], errors="coerce") if col in ing else np.nan
+    for col in VOICE_AUDIO.values():
+        out[col] = np.nan
+    out = out.reset_index(drop=True)
+    if voice_dir is not None:
+        voice = read_stage_table(voice_dir, "voice.parquet", "voice")
+        missing = [c for c in VOICE_AUDIO if c not in voice]
+        if missing:
+            log.warning("%s/voice.parquet has no %s (made before voice-3): re-run hypomimia voice",
+                        Path(voice_dir).name, ", ".join(missing))  # fmt: skip
+        by_id = voice.set_index(voice["video_id"].astype(str))
+        for src, col in VOICE_AUDIO.items():
+            if src in by_id:
+                out[col] = pd.to_numeric(out["video_id"].map(by_id[src]), errors="coerce")
+    return out
+
+
+def batch_table(
+    ingest_dir: Path, tubes_dir: Path, video_ids: set[str] | None = None, voice_dir: Path | None = None
+) -> pd.DataFrame:
+    """Accepted videos with a face tube: ids, session, ground truth when known, quality features, tube
+    path, and the audio columns (:func:`audio_table`; the voice table's with ``voice_dir``)."""
     ingested = read_stage_table(ingest_dir, "ingested.parquet", "ingest")
     tubes = read_stage_table(tubes_dir, "tubes.parquet", "facetubes")
     tubes = tubes[tubes["status"] == "accepted"]
@@ -56,6 +105,8 @@ def batch_table(ingest_dir: Path, tubes_dir: Path, video_ids: set[str] | None = 
     for name, (_, column, _) in FEATURES.items():
         out[name] = pd.to_numeric(table[column], errors="coerce") if column in table else np.nan
     out["hypomimia_index"] = [_index(Path(t)) for t in out["tube"]]
+    audio = audio_table(ingest_dir, voice_dir).drop(columns="subject_ref")
+    out = out.merge(audio, on="video_id", how="left")
     return out.sort_values("video_id", ignore_index=True)
 
 
@@ -109,6 +160,9 @@ def from_prediction_log(records: list) -> pd.DataFrame:
         # the log names metrics as the tube's quality dict does (q_blur_mean) or by the probe column (q_nominal_fps)
         source = next((f"q_{k}" for k in (name, column) if f"q_{k}" in df), None)
         out[name] = pd.to_numeric(df[source], errors="coerce") if source else np.nan
+    for col in ("has_audio", *AUDIO_COLUMNS[1:], "p_pd_voice"):  # records before issue 25: unknown
+        if col in df:
+            out[col] = df[col] if col == "has_audio" else pd.to_numeric(df[col], errors="coerce")
     emb = df["embedding"].dropna()
     if len(emb):
         dim = max(len(e) for e in emb)

@@ -55,12 +55,15 @@ class MonitorResult:
     patients: dict[str, Any] | None = None
 
 
-def reference_table(cfg: MonitorConfig, ingest_dir: Path, tubes_dir: Path, scorer=None) -> pd.DataFrame:
-    """The training cohort (quality features, index) for up to ``max_reference`` videos; with a
-    model, its held-out subjects (up to ``max_scored_reference`` videos) carry ``p_pd``, ``label``
-    and the embedding, the other rows NaN there (model outputs are compared with those only)."""
+def reference_table(
+    cfg: MonitorConfig, ingest_dir: Path, tubes_dir: Path, scorer=None, voice_dir: Path | None = None
+) -> pd.DataFrame:
+    """The training cohort (quality features, index, audio facts; SNR and voice measures from the voice
+    table ``voice_dir``) for up to ``max_reference`` videos; with a model, its held-out subjects (up to
+    ``max_scored_reference`` videos) carry ``p_pd``, ``label`` and the embedding, the other rows NaN
+    there (model outputs are compared with those only)."""
     folds = training_ids(ingest_dir)
-    table = batch_table(ingest_dir, tubes_dir, set(folds["video_id"]))
+    table = batch_table(ingest_dir, tubes_dir, set(folds["video_id"]), voice_dir)
     if table.empty:
         raise UserError(
             "the reference has no video with a face tube", "pass the facetubes folder of the training data"
@@ -95,6 +98,7 @@ def current_table(
     prediction_log: Path | None,
     until: datetime | None,
     scorer=None,
+    voice_dir: Path | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame | None, dict[str, int]]:
     """(window table, its description, per-clip scores or None, submitted/lost counts)."""
     if prediction_log is not None:
@@ -110,7 +114,7 @@ def current_table(
         raise UserError(
             "no current window given", "pass --ingest and --tubes of a new batch, or --prediction-log"
         )
-    table = batch_table(ingest_dir, tubes_dir)
+    table = batch_table(ingest_dir, tubes_dir, voice_dir=voice_dir)
     clips = None
     if scorer is not None and not table.empty:
         table, clips = scorer.score(table)
@@ -131,7 +135,11 @@ def run(
     model: Path | None = None,
     data_uri: str = "",
     tracking_uri: str | None = None,
+    voice: Path | None = None,
+    current_voice: Path | None = None,
 ) -> MonitorResult:
+    """``voice``: the reference's voice table (its SNR, bandwidth and voice measures join the audio
+    tests); ``current_voice``: the batch window's. Without them the audio tests use ingest's facts."""
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -140,9 +148,9 @@ def run(
         from hypomimia.monitoring.scoring import Scorer
 
         scorer = Scorer.load(model, cfg.threads)
-    reference = reference_table(cfg, reference_ingest, reference_tubes, scorer)
+    reference = reference_table(cfg, reference_ingest, reference_tubes, scorer, voice)
     current, window, clips, lost = current_table(
-        cfg, current_ingest, current_tubes, prediction_log, until, scorer
+        cfg, current_ingest, current_tubes, prediction_log, until, scorer, current_voice
     )
     lost["reference"] = lost_counts(reference_ingest, reference_tubes)
     window |= {"videos": len(current), "submitted": lost["submitted"], "lost": lost["submitted"] - len(current),
@@ -172,6 +180,7 @@ def run(
             "scored_videos": int(reference["p_pd"].notna().sum()) if "p_pd" in reference else 0,
             "ingest": Path(reference_ingest).name,
             "tubes": Path(reference_tubes).name,
+            "voice": Path(voice).name if voice else None,
         },
         "files": {k: p.name for k, p in files.items()},
         "patients_with_alerts": patients["patients_with_alerts"] if patients else None,
@@ -254,7 +263,8 @@ def _log_mlflow(tracking_uri: str, decision: Decision, summary: dict, window: di
             }
         )
         metrics = {"videos": float(window.get("videos", 0)), "retrain": float(decision.outcome == "retrain")}
-        for col, v in (summary.get("quality", {}) | summary.get("population", {})).items():
+        audio_cols = (summary.get("audio") or {}).get("columns") or {}
+        for col, v in (summary.get("quality", {}) | summary.get("population", {}) | audio_cols).items():
             if v.get("p_value") is not None:
                 metrics[f"p_value.{col}"] = float(v["p_value"])
         if (summary.get("embedding") or {}).get("score") is not None:

@@ -30,7 +30,7 @@ from hypomimia.errors import UserError
 from hypomimia.lineage.provenance import stamp
 from hypomimia.voice.audio import has_audio_stream
 from hypomimia.voice.clip import blank_row, measure_video
-from hypomimia.voice.schema import EGEMAPS_PREFIX, FEATURE_VERSION, MEASURES
+from hypomimia.voice.schema import EGEMAPS_PREFIX, FEATURE_VERSION, MEASURES, RECORDING
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +197,7 @@ def _table(rows: pd.DataFrame, outcomes: dict[str, dict[str, Any]], cfg: VoiceCo
         for r in rows.to_dict("records")
     ]
     table = pd.DataFrame.from_records(records, columns=[*KEY_COLUMNS, *clip_columns])
-    numbers = ("duration_s", "voiced_s", "voiced_share", *MEASURES)
+    numbers = ("duration_s", "voiced_s", "voiced_share", *MEASURES, *RECORDING)
     floats = [c for c in clip_columns if c in numbers or c.startswith(EGEMAPS_PREFIX)]
     table[floats] = table[floats].astype("float64")
     for c in ("reason", "detail", "audio_codec", "status", "feature_version"):

@@ -5,7 +5,7 @@ Every file gets an answer, never an exception for a bad audio track:
 
 | status | when | measures |
 |---|---|---|
-| ``measured`` | audio with at least ``min_voiced_s`` of voiced speech | the measures (None where undefined) |
+| ``measured`` | audio with at least ``min_voiced_s`` of voiced speech | the measures (None where undefined) and the recording's ``snr_db``, ``hf_share_db`` |
 | ``no_audio`` | the file has no audio stream (a silent clip is not an error) | None |
 | ``no_voice`` | audio, but less voiced speech than ``min_voiced_s`` | None |
 | ``failed`` | an audio stream that does not decode; ``reason`` says why | None |
@@ -20,13 +20,14 @@ from typing import Any
 from hypomimia.config.voice import VoiceConfig
 from hypomimia.voice import activity as vad
 from hypomimia.voice.audio import AudioUnreadable, decode_audio
-from hypomimia.voice.features import MEASURE_GRID, egemaps_names, measure, snapped
-from hypomimia.voice.schema import FEATURE_VERSION, MEASURES
+from hypomimia.voice.features import MEASURE_GRID, egemaps_names, measure, pitch_and_intensity, snapped
+from hypomimia.voice.recording import recording_facts
+from hypomimia.voice.schema import FEATURE_VERSION, MEASURES, RECORDING
 
 
 def measure_video(path: str | Path, cfg: VoiceConfig) -> dict[str, Any]:
     """The voice row of one video: ``has_audio, status, reason, detail, audio_codec, audio_rate,
-    audio_channels, duration_s, voiced_s, voiced_share``, the measures, ``feature_version`` and
+    audio_channels, duration_s, voiced_s, voiced_share``, the measures, ``snr_db, hf_share_db``, ``feature_version`` and
     ``seconds`` (plus ``praat_s``/``egemaps_s`` when measured)."""
     t0 = time.perf_counter()
     row = blank_row(cfg)
@@ -53,7 +54,35 @@ def measure_video(path: str | Path, cfg: VoiceConfig) -> dict[str, Any]:
         )
         return row | {"seconds": time.perf_counter() - t0}
     row.update(measure(audio.samples, audio.sample_rate, found, cfg), status="measured")
+    row.update(recording_facts(audio.samples, audio.sample_rate, found, cfg))
     return row | {"seconds": time.perf_counter() - t0}
+
+
+def listen(path: str | Path, cfg: VoiceConfig) -> dict[str, Any]:
+    """What the endpoint logs of an upload's voice for drift monitoring (docs/monitoring.md, "Audio
+    drift"): ``status`` (measured | no_audio | no_voice | failed), ``voiced_s``, the recording's
+    ``snr_db`` and ``hf_share_db``, and the measures that cost little, ``intensity_db``, ``f0_mean_hz``,
+    ``f0_sd_st``. The voice stage's own functions on the same decode and voice activity, so a clip
+    logs the numbers its ``voice.parquet`` row holds; formants, jitter, shimmer and HNR are left out
+    (nine tenths of :func:`measure_video`'s time)."""
+    out: dict[str, Any] = {"status": None, "voiced_s": None, **dict.fromkeys(RECORDING),
+                           "intensity_db": None, "f0_mean_hz": None, "f0_sd_st": None}  # fmt: skip
+    try:
+        audio = decode_audio(path, cfg.sample_rate, cfg.max_seconds)
+    except AudioUnreadable:
+        return out | {"status": "failed"}
+    if audio is None:
+        return out | {"status": "no_audio"}
+    found = vad.detect(audio.samples, audio.sample_rate, cfg)
+    out["voiced_s"] = snapped(found.voiced_s, MEASURE_GRID)
+    if found.voiced_s < cfg.min_voiced_s:
+        return out | {"status": "no_voice"}
+    import parselmouth
+
+    sound = parselmouth.Sound(audio.samples, sampling_frequency=audio.sample_rate)
+    cheap = pitch_and_intensity(sound, found.segments, cfg)[2]
+    out |= {k: snapped(v, MEASURE_GRID) for k, v in cheap.items()}
+    return out | recording_facts(audio.samples, audio.sample_rate, found, cfg) | {"status": "measured"}
 
 
 def blank_row(cfg: VoiceConfig) -> dict[str, Any]:
@@ -70,6 +99,7 @@ def blank_row(cfg: VoiceConfig) -> dict[str, Any]:
         "voiced_s": None,
         "voiced_share": None,
         **dict.fromkeys(MEASURES),
+        **dict.fromkeys(RECORDING),
         "feature_version": FEATURE_VERSION,
     }
     if cfg.egemaps:

@@ -61,19 +61,9 @@ def praat_measures(
 
     sound = parselmouth.Sound(np.asarray(samples, np.float64), sampling_frequency=sample_rate)
     segments = activity.segments
-    pitch = speaker_pitch(sound, segments, cfg)
-    f0 = pitch.selected_array["frequency"]
-    f0 = f0[in_segments(pitch.xs(), segments) & (f0 > 0)]
-    out: dict[str, Any] = dict.fromkeys(MEASURES)
-    if len(f0) >= 2:
-        out["f0_mean_hz"] = float(np.mean(f0))
-        out["f0_sd_st"] = float(np.std(12.0 * np.log2(f0 / np.mean(f0))))
-
-    intensity = sound.to_intensity(minimum_pitch=cfg.f0_min_hz, time_step=TIME_STEP_S, subtract_mean=True)
+    pitch, intensity, cheap = pitch_and_intensity(sound, segments, cfg)
+    out: dict[str, Any] = dict.fromkeys(MEASURES) | cheap
     level = intensity.values[0]
-    voiced_level = level[in_segments(intensity.xs(), segments)]
-    if len(voiced_level):
-        out["intensity_db"] = float(10.0 * np.log10(np.mean(10.0 ** (voiced_level / 10.0))))
 
     points = call([sound, pitch], "To PointProcess (cc)")
     for a, b in _gaps(segments, sound.duration):  # periods only inside voiced speech
@@ -94,6 +84,29 @@ def praat_measures(
         level, intensity.xs(), f0_frames(pitch), activity, cfg.syllable_dip_db
     )
     return {k: snapped(v, MEASURE_GRID) for k, v in out.items()}
+
+
+def pitch_and_intensity(
+    sound: Any, segments: tuple[tuple[float, float], ...], cfg: VoiceConfig
+) -> tuple[Any, Any, dict[str, float | None]]:
+    """Praat's pitch (:func:`speaker_pitch`) and intensity of a clip, and the three measures they give
+    on the voiced segments: ``f0_mean_hz``, ``f0_sd_st``, ``intensity_db`` (None where undefined,
+    not snapped). The cheap part of :func:`praat_measures` (a tenth of its time): what the endpoint
+    logs for drift monitoring (:func:`hypomimia.voice.clip.listen`)."""
+    pitch = speaker_pitch(sound, segments, cfg)
+    f0 = pitch.selected_array["frequency"]
+    f0 = f0[in_segments(pitch.xs(), segments) & (f0 > 0)]
+    out: dict[str, float | None] = {"f0_mean_hz": None, "f0_sd_st": None, "intensity_db": None}
+    if len(f0) >= 2:
+        out["f0_mean_hz"] = float(np.mean(f0))
+        out["f0_sd_st"] = float(np.std(12.0 * np.log2(f0 / np.mean(f0))))
+
+    intensity = sound.to_intensity(minimum_pitch=cfg.f0_min_hz, time_step=TIME_STEP_S, subtract_mean=True)
+    level = intensity.values[0]
+    voiced_level = level[in_segments(intensity.xs(), segments)]
+    if len(voiced_level):
+        out["intensity_db"] = float(10.0 * np.log10(np.mean(10.0 ** (voiced_level / 10.0))))
+    return pitch, intensity, out
 
 
 def speaker_pitch(sound: Any, segments: tuple[tuple[float, float], ...], cfg: VoiceConfig) -> Any:
