@@ -53,6 +53,8 @@ class PredictionRecord(BaseModel):
     latency_ms: float | None = None
     tube_quality: dict[str, float | int | None] = Field(default_factory=dict)
     embedding: list[float] | None = None  # the model's embed() descriptor, averaged over clips
+    modalities: list[str] | None = None  # what the answer was made from (video, landmarks, voice)
+    voice: dict[str, float | str | None] = Field(default_factory=dict)  # status, p_pd: audio drift's input
     subject_ref: str | None = None  # pseudonymous, chosen by the caller; never a name or MRN
     session: str | None = None
 
