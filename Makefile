@@ -68,11 +68,11 @@ loadtest: setup  ## 8 locust users on /predict against a local server -> bench/s
 
 # The full evaluation after `make demo`: every model, every fold, both temporal-ablation designs
 # (44 CPU trainings, ~2 h on 2 cores; docs/evaluation.md). The cluster runs it from params/gpu.yaml.
-EVALUATE_FULL := --set 'evaluate.models=[i3d,r3d18,resnet2d50,landmark_static,landmark_dynamic]' \
+EVALUATE_FULL := --set 'evaluate.models=[i3d,r3d18,resnet2d50,landmark_static,landmark_dynamic,voice]' \
 	--set 'evaluate.folds=[]' --set 'evaluate.ablation.frames=[4,8,14,16,32]' \
 	--set 'evaluate.ablation.designs=[fixed_stride,fixed_duration]'
 evaluate: setup  ## the full evaluation on the demo's data (models x folds x temporal ablation) -> work/evaluate-full
-	$(BIN)/hypomimia evaluate --params params.yaml $(EVALUATE_FULL) --model work/train --out work/evaluate-full
+	$(BIN)/hypomimia evaluate --params params.yaml $(EVALUATE_FULL) --voice work/voice --model work/train --out work/evaluate-full
 
 clean:  ## remove generated work files (keeps .venv)
 	rm -rf work .pytest_cache .ruff_cache .coverage htmlcov

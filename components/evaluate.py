@@ -14,10 +14,12 @@ def evaluate_fit(
     model: Input[Model],
     tubes: Input[Dataset],
     ingested: Input[Dataset],
+    voice: Input[Dataset],
     run: Output[Dataset],
 ):
     """Fit one (setting, fold, seed) task of the evaluation (hypomimia.stages.evaluate.fit); the trained
-    model is reused where its params, fold and seed are the task's."""
+    model is reused where its params, fold and seed are the task's. ``voice``: the voice stage's folder
+    (the I3D recipe's voice stream, the ``voice`` model)."""
     from pathlib import Path
 
     from hypomimia.config.evaluate import EvaluateConfig
@@ -33,6 +35,7 @@ def evaluate_fit(
         Path(run.path).parent,
         donors=[Path(model.path)],
         into=Path(run.path),
+        voice_dir=Path(voice.path),
     )
 
 

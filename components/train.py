@@ -9,6 +9,7 @@ def train(
     params: str,
     tubes: Input[Dataset],
     ingested: Input[Dataset],
+    voice: Input[Dataset],
     tracking_uri: str,
     model: Output[Model],
     metrics: Output[Metrics],
@@ -17,6 +18,7 @@ def train(
     """Train the I3D face-tube classifier on one fold, log to MLflow (hypomimia.stages.train).
 
     ``model`` is the stage's output folder: model.pt, metadata.json, metrics.json, checkpoints/.
+    ``voice``: the voice stage's folder (read when train.voice_stream is enabled).
     ``tracking_uri``: MLflow server; empty -> the stage's default.
     """
     from pathlib import Path
@@ -27,7 +29,8 @@ def train(
 
     out = Path(model.path)
     cfg = TrainConfig.model_validate_json(params)
-    result = stage.run(cfg, Path(tubes.path), Path(ingested.path), out, tracking_uri=tracking_uri or None)
+    result = stage.run(cfg, Path(tubes.path), Path(ingested.path), out, tracking_uri=tracking_uri or None,
+                       voice_dir=Path(voice.path))  # fmt: skip
     publish_stage_report(out, "metrics.json", metrics, report, "train", result)
 
 
@@ -37,6 +40,7 @@ def train_trainjob(
     pipeline: str,
     tubes: Input[Dataset],
     ingested: Input[Dataset],
+    voice: Input[Dataset],
     tracking_uri: str,
     model: Output[Model],
     metrics: Output[Metrics],
@@ -61,5 +65,6 @@ def train_trainjob(
     out = Path(model.path)
     cfg, pipe = TrainConfig.model_validate_json(params), PipelineConfig.model_validate_json(pipeline)
     run_id = os.environ.get("HYPOMIMIA_KFP_RUN_ID", "")  # the pod's pipeline/runid label: labels the TrainJob
-    trainjob.launch(cfg, pipe, Path(tubes.path), Path(ingested.path), out, tracking_uri, run_id=run_id)
+    trainjob.launch(cfg, pipe, Path(tubes.path), Path(ingested.path), out, tracking_uri, run_id=run_id,
+                    voice_dir=Path(voice.path))  # fmt: skip
     publish_stage_report(out, "metrics.json", metrics, report, "train")

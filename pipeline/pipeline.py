@@ -4,7 +4,8 @@
       -> ingest
       -> facetubes_shard x pipeline.shards (dsl.ParallelFor) -> facetubes (gather)
       -> voice_shard x pipeline.shards (dsl.ParallelFor)     -> voice (gather)      (beside facetubes)
-      -> validate --success--> train                       (dsl.If: the gate; it checks the voice table too)
+      -> validate --success--> train                       (dsl.If: the gate; it checks the voice table too;
+                                                            train and evaluate read the voice table)
                   --failure--> gate_failed (fails the run; train never starts)
       train -> explain
       train -> evaluate_fit x (setting, fold, seed) (dsl.ParallelFor) -> evaluate (gather, blessing)
@@ -40,7 +41,7 @@ from hypomimia.config.pipeline import PipelineConfig
 class PipelineOutputs(NamedTuple):
     tubes: Dataset
     validation: Dataset
-    voice: Dataset  # not read by train yet: an output, so the voice stage runs and is kept
+    voice: Dataset  # the voice measures (train and evaluate read them too)
 
 
 def section_json(params: Params) -> dict[str, str]:
@@ -109,8 +110,8 @@ def create_pipeline(params: Params, gpu: bool | None = None):
             cfg,
         )  # fmt: skip
         with dsl.If(gate.outputs["success"] == True, name="gate-passed"):  # noqa: E712 (a KFP condition)
-            trained = _train(cfg, use_gpu, train_params, tubes, ing, mlflow_tracking_uri)
-            _evaluate_and_promote(params, cfg, use_gpu, trained, tubes, ing, explain_params, evaluate_params,
+            trained = _train(cfg, use_gpu, train_params, tubes, ing, voiced, mlflow_tracking_uri)
+            _evaluate_and_promote(params, cfg, use_gpu, trained, tubes, ing, voiced, explain_params, evaluate_params,
                                   train_params, serve_params, mlflow_tracking_uri)  # fmt: skip
         with dsl.Else(name="gate-blocked"):
             _stage(gate_failed(validation=gate.outputs["validation"]), cfg)
@@ -149,7 +150,7 @@ def evaluation_tasks(params: Params) -> list[str]:
     return [task_json(t) for t in plan.tasks(params.evaluate, params.train, folds)]
 
 
-def _evaluate_and_promote(params, cfg, use_gpu, trained, tubes, ing, explain_params, evaluate_params,
+def _evaluate_and_promote(params, cfg, use_gpu, trained, tubes, ing, voiced, explain_params, evaluate_params,
                           train_params, serve_params, tracking_uri) -> None:  # fmt: skip
     """explain and evaluate after train; promotion, then the endpoint's bento for the new champion, only
     when the evaluation blessed the challenger."""
@@ -162,7 +163,8 @@ def _evaluate_and_promote(params, cfg, use_gpu, trained, tubes, ing, explain_par
     with dsl.ParallelFor(
         items=evaluation_tasks(params), parallelism=cfg.shards, name="evaluation-tasks"
     ) as task:
-        fit = evaluate_fit(evaluate_params=evaluate_params, train_params=train_params, task=task, **inputs)
+        fit = evaluate_fit(evaluate_params=evaluate_params, train_params=train_params, task=task,
+                           voice=voiced.outputs["features"], **inputs)  # fmt: skip
         _train_resources(fit, cfg, use_gpu)
     gathered = _stage(
         evaluate(evaluate_params=evaluate_params, train_params=train_params, runs=dsl.Collected(fit.outputs["run"]),
@@ -178,13 +180,16 @@ def _evaluate_and_promote(params, cfg, use_gpu, trained, tubes, ing, explain_par
         _stage(built, cfg).after(promoted)
 
 
-def _train(cfg: PipelineConfig, use_gpu: bool, train_params, tubes, ing, tracking_uri) -> dsl.PipelineTask:
+def _train(
+    cfg: PipelineConfig, use_gpu: bool, train_params, tubes, ing, voiced, tracking_uri
+) -> dsl.PipelineTask:
     """train in its own pod on one GPU (``pipeline.train_launcher: pod``), or a launcher that runs it as a
     Kubeflow Trainer TrainJob on ``trainjob.nodes`` x ``gpus_per_node`` GPUs (``trainjob``); same outputs."""
     inputs = {
         "params": train_params,
         "tubes": tubes.outputs["tubes"],
         "ingested": ing.outputs["ingested"],
+        "voice": voiced.outputs["features"],
         "tracking_uri": tracking_uri,
     }
     if cfg.train_launcher == "pod":

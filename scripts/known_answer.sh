@@ -5,13 +5,20 @@
 #   no_cue:       no cue carries the label at all -> it must stay near chance (it finds no leak);
 #   eyes_only / mouth_only: the disease shows in one facial region only (phantom.cue_region) -> the
 #                 explanations of the trained model must put the largest share per pixel (lift) there;
+#   audio_only:   PD i and control i are twins with byte-identical videos; only their voices differ (phantom.
+#                 audio_only) -> the voice model and the fused I3D recipe must separate them (target AUROC >= 0.9)
+#                 while the I3D without the voice (i3d_without_voice) stays at chance (its CI includes 0.5);
+#   video_only:   PD i and control i share one voice, only the face differs (phantom.video_only) -> the fused
+#                 recipe must stay within 0.02 of the I3D without the voice (the silent modality does not hurt);
 #   natural:      the shipped phantom (params.yaml unchanged, every cue): no target, the study's comparison
 #                 table on the natural data (add r3d18 with KNOWN_ANSWER_MODELS; it is the costly one on CPU).
 #                 3 training seeds (KNOWN_ANSWER_SEEDS overrides; the other settings: 1), 4 folds pooled.
+#                 The voice (train.voice_stream) is part of the recipe in every setting; evaluate adds the voice
+#                 model and the derived rows i3d_without_voice / i3d_video_stream, paired on the same folds.
 # Runs the demo's stages with the demo's params (plus the setting) into work/known_answer/<setting>/,
 # trains one model per test fold and pools the folds (hypomimia crossval -> crossval.json), then compares
 # the I3D with the baselines on the same folds (hypomimia evaluate -> evaluate/evaluation.md).
-# Usage: bash scripts/known_answer.sh [dynamic_only|no_cue|eyes_only|mouth_only|natural] [FOLD ...]
+# Usage: bash scripts/known_answer.sh [dynamic_only|no_cue|eyes_only|mouth_only|audio_only|video_only|natural] [FOLD ...]
 #        (default: every fold; the region settings: fold 0)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,8 +42,11 @@ elif setting in ("eyes_only", "mouth_only"):
     # A region cue is subtler than the whole-face one: 4 demo epochs left the first region models at
     # chance (held-out AUROC 0.38-0.88 with balanced accuracy 0.5), so the region settings train longer.
     p["train"]["epochs"] = max(p["train"]["epochs"], 8)
+elif setting in ("audio_only", "video_only"):
+    p["phantom"][setting] = True
 elif setting != "natural":
-    sys.exit(f"unknown setting {setting!r}: use dynamic_only, no_cue, eyes_only, mouth_only or natural")
+    sys.exit(f"unknown setting {setting!r}: use dynamic_only, no_cue, eyes_only, mouth_only, audio_only, "
+             "video_only or natural")
 p["train"]["experiment"] = f"hypomimia-known-answer-{setting}"
 p["train"]["registered_model"] = ""  # known-answer models never become champions
 yaml.safe_dump(p, open(out / "params.yaml", "w"), sort_keys=False)
@@ -57,7 +67,9 @@ if [ "$render" = render ]; then
 fi
 hypomimia ingest "$out/data/manifest.csv" --params "$out/params.yaml" --out "$out/ingest"
 hypomimia facetubes --params "$out/params.yaml" --ingest "$out/ingest" --out "$out/facetubes" --cache work/tube-cache
-hypomimia validate --params "$out/params.yaml" --ingest "$out/ingest" --tubes "$out/facetubes" --out "$out/validate"
+hypomimia voice --params "$out/params.yaml" --ingest "$out/ingest" --out "$out/voice" --cache work/voice-cache
+hypomimia validate --params "$out/params.yaml" --ingest "$out/ingest" --tubes "$out/facetubes" --voice "$out/voice" \
+  --out "$out/validate"
 folds=("$@")
 if [ ${#folds[@]} -eq 0 ] && [[ $setting == *_only && $setting != dynamic_only ]]; then
   folds=(0)  # a region known answer needs one trained model and its held-out fold
@@ -73,7 +85,7 @@ if [ "$setting" = natural ]; then seeds='[0,1,2]'; fi
 runs=()
 for k in "${folds[@]}"; do
   hypomimia train --no-resume --params "$out/params.yaml" --tubes "$out/facetubes" --ingest "$out/ingest" \
-    --out "$out/train/fold$k" --fold "$k"
+    --voice "$out/voice" --out "$out/train/fold$k" --fold "$k"
   runs+=("$out/train/fold$k")
 done
 hypomimia crossval "${runs[@]}" --out "$out/crossval.json"
@@ -108,8 +120,8 @@ fi
 # trained per fold, the landmark baselines fit in seconds; paired DeLong/bootstrap tests, Holm-corrected.
 reuse=()
 for r in "${runs[@]}"; do reuse+=(--reuse "$r"); done
-hypomimia evaluate --params "$out/params.yaml" --tubes "$out/facetubes" --ingest "$out/ingest" --model "$out/train/fold${folds[0]}" \
-  "${reuse[@]}" --out "$out/evaluate" --tracking-uri "${KNOWN_ANSWER_TRACKING:-off}" \
-  --set "evaluate.models=${KNOWN_ANSWER_MODELS:-[i3d,resnet2d50,landmark_static,landmark_dynamic]}" \
+hypomimia evaluate --params "$out/params.yaml" --tubes "$out/facetubes" --ingest "$out/ingest" --voice "$out/voice" \
+  --model "$out/train/fold${folds[0]}" "${reuse[@]}" --out "$out/evaluate" --tracking-uri "${KNOWN_ANSWER_TRACKING:-off}" \
+  --set "evaluate.models=${KNOWN_ANSWER_MODELS:-[i3d,resnet2d50,landmark_static,landmark_dynamic,voice]}" \
   --set "evaluate.folds=[$(IFS=,; echo "${folds[*]}")]" --set 'evaluate.ablation.frames=[]' \
   --set "evaluate.seeds=${KNOWN_ANSWER_SEEDS:-$seeds}"

@@ -10,7 +10,9 @@ export HYPOMIMIA_PREDICTION_LOG="${HYPOMIMIA_PREDICTION_LOG:-work/predictions}"
 CLIP=$(python - <<'PY'
 import pandas as pd
 rows = pd.read_parquet("work/ingest/ingested.parquet")
-print(rows.loc[rows["status"] == "accepted", "abs_path"].iloc[0])
+rows = rows[rows["status"] == "accepted"]
+speech = rows[rows["task"] == "speech"]  # a clip with a voice: the answer shows every modality
+print((speech if len(speech) else rows)["abs_path"].iloc[0])
 PY
 )
 echo "+ hypomimia serve --model work/train --port $PORT" >&2

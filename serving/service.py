@@ -1,7 +1,8 @@
 """The model endpoint hospitals call: `bentoml serve serving.service:Gateway` (or `hypomimia serve`).
 
 Two services, as BentoML recommends for heavy pre-processing: the public ``Gateway`` checks the
-upload, makes the face tube (the facetubes stage's function) and answers; the internal
+upload, makes the face tube (the facetubes stage's function), measures the voice of a model that has
+one (the voice stage's function) and answers; the internal
 ``TubeModel`` runs the network with adaptive batching, so concurrent requests share forwards.
 Everything domain-specific lives in ``hypomimia.inference``; this file is wiring.
 """
@@ -113,8 +114,9 @@ class Gateway:
             upload = await anyio.to_thread.run_sync(pr.check_upload, video, CFG)
             tube = await anyio.to_thread.run_sync(pr.face_tube, video, self.served)
             landmark = await anyio.to_thread.run_sync(pr.landmark_margin, tube, self.served)
+            voice = await anyio.to_thread.run_sync(pr.voice_row, video, self.served)  # None: no voice stream
             clips = pr.clip_frames(tube.frames, self.served)
-            answer = await self._answer(clips, landmark)
+            answer = await self._answer(clips, landmark, voice)
             audio = await anyio.to_thread.run_sync(pr.audio_facts, upload, video, VOICE)  # for the log
             return answer, pr.quality_summary(tube), audio
 
@@ -152,8 +154,10 @@ class Gateway:
         out = await self._respond(endpoint, status, subject_ref, session, work)
         return status.response.status_code, out, kept.get("embedding")
 
-    async def _answer(self, clips: np.ndarray, landmark: float | None = None) -> dict:
-        return pr.answer(self.served, await self.model.to_async.forward(clips), landmark)
+    async def _answer(
+        self, clips: np.ndarray, landmark: float | None = None, voice: dict | None = None
+    ) -> dict:
+        return pr.answer(self.served, await self.model.to_async.forward(clips), landmark, voice)
 
     async def _test_delay(self, ctx) -> None:
         if TEST_HOOKS and ctx is not None and ctx.request.headers.get("x-test-delay-s"):
@@ -185,7 +189,8 @@ class Gateway:
         outcome = "uncertain" if result["label"] == "uncertain" else "ok"
         embedding = result.pop("embedding")
         self._log(record, outcome=outcome, p_pd=result["p_pd"], label=result["label"], n_clips=len(result["clips"]),
-                  latency_ms=ms, tube_quality=quality, embedding=embedding, audio=heard[0] if heard else None)  # fmt: skip
+                  latency_ms=ms, tube_quality=quality, embedding=embedding, audio=heard[0] if heard else None,
+                  **pr.log_modalities(result))  # fmt: skip
         REQUESTS.labels(endpoint=endpoint, outcome=outcome, reason="").inc()
         ABSTENTIONS.labels(endpoint=endpoint).inc(outcome == "uncertain")
         LATENCY.labels(endpoint=endpoint).observe(ms / 1000)

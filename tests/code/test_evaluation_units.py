@@ -136,11 +136,12 @@ def test_the_gpu_profile_is_valid_and_runs_the_full_ablation(repo_root):
     gpu = load_params(repo_root / "params" / "gpu.yaml")
     assert (gpu.train.model.width, gpu.train.model.size, gpu.train.amp) == (1.0, 224, "bf16")
     assert gpu.evaluate.ablation.frames == [4, 8, 14, 16, 32] and len(gpu.evaluate.ablation.designs) == 2
-    assert set(gpu.evaluate.models) == {"i3d", "r3d18", "resnet2d50", "landmark_static", "landmark_dynamic"}
+    assert set(gpu.evaluate.models) == {"i3d", "r3d18", "resnet2d50", "landmark_static", "landmark_dynamic",
+                                        "landmark_trajectory", "voice"}  # fmt: skip
     # 3 networks + 8 ablation points (14 frames fixed-duration = the shipped clip) per fold and seed,
-    # + 2 landmark fits per fold (deterministic: once)
+    # + 3 landmark fits and the voice fit per fold (deterministic: once)
     assert len(gpu.evaluate.seeds) >= 3
-    assert len(evaluation_tasks(gpu)) == gpu.ingest.folds * ((3 + 8) * len(gpu.evaluate.seeds) + 2)
+    assert len(evaluation_tasks(gpu)) == gpu.ingest.folds * ((3 + 8) * len(gpu.evaluate.seeds) + 4)
 
 
 def test_comparison_networks_see_plain_rgb_and_the_2d_model_fewer_frames():
@@ -207,6 +208,16 @@ def test_only_the_reference_network_gets_the_landmark_stream():
         for s in plan.settings(cfg, train)
     }
     assert on == {"i3d": True, "resnet2d50": False, "i3d/fixed_stride/f8": True}
+
+
+def test_only_the_reference_network_gets_the_voice_and_the_voice_model_is_fit_once_per_fold():
+    train = TrainConfig(voice_stream={"enabled": True})
+    cfg = EvaluateConfig(models=["i3d", "resnet2d50", "voice"], ablation={"frames": []}, seeds=[0, 1])
+    by = {s.name: s for s in plan.settings(cfg, train)}
+    on = {n: plan.train_config(s, train, 0, None).voice_stream.enabled for n, s in by.items() if s.network}
+    assert on == {"i3d": True, "resnet2d50": False}
+    voice_tasks = [t for t in plan.tasks(cfg, train, [0, 1]) if t.setting.name == "voice"]
+    assert [(t.fold, t.seed) for t in voice_tasks] == [(0, None), (1, None)]  # deterministic: no seeds
 
 
 def _miscalibrated(shift: float, sharpen: float, n: int = 400, folds: int = 4):

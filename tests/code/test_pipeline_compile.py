@@ -147,7 +147,8 @@ def test_faces_fan_out_and_the_gate_guards_train(spec, params):
 
 def test_voice_fans_out_beside_the_faces_and_feeds_the_gate(spec, params):
     """voice reads only ingest (so it runs in parallel with facetubes), over the same shards; the gate
-    validates its table, and the DAG returns it (nothing reads it before the gate yet)."""
+    validates its table, the DAG returns it, and after the gate train and the evaluation's fits read it
+    (the I3D recipe's voice stream, the voice model)."""
     dag = spec[0]["root"]["dag"]["tasks"]
     comps = spec[0]["components"]
     loops = {name: t for name, t in dag.items() if name.startswith("for-loop")}
@@ -164,6 +165,9 @@ def test_voice_fans_out_beside_the_faces_and_feeds_the_gate(spec, params):
     assert inputs["voice_cache"]["defaultValue"] == ""
     outputs = spec[0]["root"]["outputDefinitions"]["artifacts"]
     assert set(outputs) == {"tubes", "validation", "voice"}
+    for reader in ("comp-train", "comp-evaluate-fit"):
+        assert _artifacts(comps[reader], "inputDefinitions")["voice"] == "system.Dataset"
+    assert "pipelinechannel--voice-features" in str(spec[0]["components"])  # wired to the voice gather
 
 
 def test_evaluation_fans_out_per_task_and_blessing_gates_promotion(spec, params):

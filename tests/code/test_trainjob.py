@@ -73,6 +73,8 @@ class Nodes:
         tubes = option(command, "--tubes")
         self.seen["tubes"] = sorted(p.relative_to(tubes).as_posix() for p in tubes.rglob("*") if p.is_file())
         self.seen["ingest"] = sorted(p.name for p in option(command, "--ingest").iterdir())
+        if "--voice" in command:
+            self.seen["voice"] = sorted(p.name for p in option(command, "--voice").iterdir())
         out = option(command, "--out")
         (out / "checkpoints").mkdir(parents=True)
         (out / "model.pt").write_bytes(bytes(range(256)) * 4)
@@ -211,12 +213,18 @@ def test_the_train_trainjob_component_launches_through_kubeconfig(tmp_path, inpu
         Metrics(uri=str(tmp_path / "x")),
         Markdown(uri=str(tmp_path / "r")),
     )
-    with FakeKubernetes(on_complete=Nodes()) as fake:
+    voice = tmp_path / "artifacts" / "voice"
+    voice.mkdir()
+    (voice / "voice.parquet").write_bytes(b"voice table")
+    nodes = Nodes()
+    with FakeKubernetes(on_complete=nodes) as fake:
         monkeypatch.setenv("KUBECONFIG", str(fake.kubeconfig(tmp_path / "kubeconfig", namespace="pd-lab")))
         train_trainjob.python_func(
             params=TrainConfig().model_dump_json(), pipeline=cfg.model_dump_json(), tubes=Dataset(uri=str(inputs[0])),
-            ingested=Dataset(uri=str(inputs[1])), tracking_uri="", model=model, metrics=metrics, report=report,
+            ingested=Dataset(uri=str(inputs[1])), voice=Dataset(uri=str(voice)), tracking_uri="", model=model,
+            metrics=metrics, report=report,
         )  # fmt: skip
+    assert nodes.seen["voice"] == ["voice.parquet"]  # the voice table travels to the nodes' `train --voice`
     assert ("POST", f"{GROUP}/namespaces/pd-lab/trainjobs") in calls(fake)
     manifest = next(body for method, _, _, _, body in fake.requests if method == "POST")
     assert "--tracking-uri" not in manifest["spec"]["trainer"]["command"]  # empty: the stage's default

@@ -135,11 +135,13 @@ def test_endpoint_gives_the_training_numbers_for_the_same_tube(trained):
         # the video stream's clips are resized by the endpoint's path, training's by its frame cache:
         # float rounding apart, so the probabilities agree to 1e-3, not to the bit
         assert out["p_pd"] == pytest.approx(clips["p"].mean(), abs=1e-3)
-        assert out["streams"]["used"] == ["video", "landmarks"]
+        assert out["modalities"]["used"] == ["video", "landmarks"]
+        assert out["modalities"]["drove"] in ("video", "landmarks")
+        assert set(out["modalities"]["contributions"]) == {"video", "landmarks"}
         video_only = pr.answer(served, pr.forward(served, pr.clip_frames(tube.frames, served)))
         assert (
-            video_only["streams"]["used"] == ["video"]
-            and "tube upload" in video_only["streams"]["landmarks"]["reason"]
+            video_only["modalities"]["used"] == ["video"]
+            and "tube upload" in video_only["modalities"]["landmarks"]["reason"]
         )
 
 

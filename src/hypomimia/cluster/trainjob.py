@@ -5,7 +5,7 @@ The hand-off is one ReadWriteMany PVC (``pipeline.trainjob.pvc``) that the task 
 ``pipeline.trainjob.mount_path``; each launch owns one folder on it::
 
     <mount>/trainjobs/<job>/params.yaml      the train section the task was given
-                            tubes/ ingest/   copies of the task's input artifacts
+                            tubes/ ingest/ [voice/]   copies of the task's input artifacts
                             model/           `hypomimia train --out`: model.pt, metadata.json, metrics.json, ...
 
 :func:`launch` stages the inputs, creates the TrainJob with the Kubeflow SDK's ``TrainerClient`` (runtime
@@ -30,7 +30,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,7 @@ class JobPaths:
     tubes: Path
     ingest: Path
     out: Path
+    voice: Path | None = None  # the voice table, staged when the task was given one
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,14 @@ def new_name() -> str:
     return f"hypomimia-{uuid.uuid4().hex[:8]}"
 
 
-def stage_inputs(paths: JobPaths, train: TrainConfig, tubes_dir: Path, ingest_dir: Path) -> None:
+def stage_inputs(
+    paths: JobPaths, train: TrainConfig, tubes_dir: Path, ingest_dir: Path, voice_dir: Path | None = None
+) -> None:
     """Copy the task's inputs onto the PVC and write the params file the nodes' ``hypomimia train`` reads."""
-    for src, dst in ((tubes_dir, paths.tubes), (ingest_dir, paths.ingest)):
+    staged = [(tubes_dir, paths.tubes), (ingest_dir, paths.ingest)]
+    if voice_dir is not None and paths.voice is not None:
+        staged.append((voice_dir, paths.voice))
+    for src, dst in staged:
         if not Path(src).is_dir():
             raise UserError(
                 f"train input {src} is not a folder", "wire the facetubes and ingest outputs to train"
@@ -108,6 +114,8 @@ def command(cfg: PipelineConfig, paths: JobPaths, tracking_uri: str = "") -> lis
         "--tubes", str(paths.tubes), "--ingest", str(paths.ingest), "--out", str(paths.out),
         "--params", str(paths.params),
     ]  # fmt: skip
+    if paths.voice is not None:
+        train += ["--voice", str(paths.voice)]
     if tracking_uri:
         train += ["--tracking-uri", tracking_uri]
     if not cfg.mlflow_secret:
@@ -204,6 +212,7 @@ def launch(
     out_dir: Path,
     tracking_uri: str = "",
     *,
+    voice_dir: Path | None = None,
     run_id: str = "",
     name: str | None = None,
     backend_config: Any = None,
@@ -229,7 +238,9 @@ def launch(
     _check_runtime(client, tj.runtime)
     name = name or new_name()
     paths = job_paths(mount, name)
-    stage_inputs(paths, train, Path(tubes_dir), Path(ingest_dir))
+    if voice_dir is not None:
+        paths = replace(paths, voice=paths.root / "voice")
+    stage_inputs(paths, train, Path(tubes_dir), Path(ingest_dir), voice_dir)
     trainer, options = trainer_and_options(cfg, name, paths, tracking_uri, run_id)
     start = time.perf_counter()
     try:

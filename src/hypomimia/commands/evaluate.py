@@ -10,6 +10,10 @@ from rich.console import Console
 def evaluate(
     tubes: Annotated[Path, typer.Option(help="facetubes output folder")] = Path("work/facetubes"),
     ingest: Annotated[Path, typer.Option(help="ingest output folder (folds.parquet)")] = Path("work/ingest"),
+    voice: Annotated[
+        Path,
+        typer.Option(help="voice output folder: the I3D recipe's voice stream and the 'voice' model read it"),
+    ] = Path("work/voice"),
     model: Annotated[
         Path | None,
         typer.Option(help="train output folder: the challenger (its folds are checked, its run reused)"),
@@ -51,6 +55,7 @@ def evaluate(
         model_dir=model_dir,
         reuse=reuse or [],
         tracking_uri=tracking_uri,
+        voice_dir=voice,
     )
     console = Console()
     ev_md = r.report_path.read_text().split("## Models", 1)[1].split("\n## ", 1)[0]

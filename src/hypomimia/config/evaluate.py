@@ -5,7 +5,7 @@ from pydantic import Field, model_validator
 from hypomimia.config.base import Section
 
 ModelName = Literal[
-    "i3d", "r3d18", "resnet2d50", "landmark_static", "landmark_dynamic", "landmark_trajectory"
+    "i3d", "r3d18", "resnet2d50", "landmark_static", "landmark_dynamic", "landmark_trajectory", "voice"
 ]
 Design = Literal["fixed_stride", "fixed_duration"]
 
@@ -73,7 +73,8 @@ class EvaluateConfig(Section):
     models: list[ModelName] = Field(
         default_factory=lambda: ["i3d", "r3d18", "resnet2d50", "landmark_static", "landmark_dynamic"],
         min_length=1,
-        description="models compared; networks take every train.* param except the overrides named here",
+        description="models compared; networks take every train.* param except the overrides named here; "
+        "voice: the recipe's voice stream alone (train.voice_stream's measures and c; needs the voice table)",
     )
     reference: ModelName = Field(
         "i3d", description="the challenger's recipe: compared against every other model"

@@ -3,6 +3,9 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from hypomimia.config.base import Section
+from hypomimia.voice.schema import MEASURES
+
+VoiceMeasure = Literal[MEASURES]
 
 
 class ModelConfig(Section):
@@ -64,9 +67,49 @@ class LandmarkStreamConfig(Section):
     )
 
 
+class VoiceStreamConfig(Section):
+    """The voice as a second modality: Praat measures of the clip's speech, fused late with the face
+    (hypomimia.models.fusion.VoiceStream; docs/voice.md, "The voice model")."""
+
+    enabled: bool = Field(
+        False,
+        description="fit a logistic regression on the voice measures of the training videos that have voice "
+        "(train --voice work/voice) and fuse its margin with the visual one on the validation videos that "
+        "have voice; videos without voice keep the visual margin. Only the i3d has it",
+    )
+    measures: list[VoiceMeasure] = Field(
+        default_factory=lambda: [m for m in MEASURES if m != "f0_mean_hz"],
+        min_length=1,
+        description="voice measures the regression reads (voice.parquet columns). f0_mean_hz is left out by "
+        "default: it tells sex and age, not disease, so a model reading it would learn the cohort's mix",
+    )
+    c: float = Field(1.0, gt=0.0, description="inverse L2 strength of the voice logistic regression")
+    fusion_c: float = Field(
+        0.03,
+        gt=0.0,
+        description="inverse L2 strength of the stacking regression that weighs the standardised visual and "
+        "voice margins on the validation videos that have voice",
+    )
+    min_subjects: int = Field(
+        3,
+        ge=1,
+        le=1000,
+        description="subjects with voice needed per class: fewer in the training split, no voice stream (the "
+        "model stays visual; metrics.json says why); fewer in the validation fold, the stacking regression is "
+        "not fitted and the two standardised margins get fixed equal weights (metrics.json says which)",
+    )
+
+    @model_validator(mode="after")
+    def _distinct(self):
+        if len(set(self.measures)) != len(self.measures):
+            raise ValueError(f"measures must be distinct, got {self.measures}")
+        return self
+
+
 class TrainConfig(Section):
     model: ModelConfig = ModelConfig()
     landmark_stream: LandmarkStreamConfig = LandmarkStreamConfig()
+    voice_stream: VoiceStreamConfig = VoiceStreamConfig()
     augment: AugmentConfig = AugmentConfig()
     stride: int = Field(2, ge=1, le=32, description="temporal stride between sampled frames")
     fold: int = Field(0, ge=0, description="held-out test fold; fold+1 (mod folds) is the validation fold")

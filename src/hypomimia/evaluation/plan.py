@@ -6,8 +6,8 @@ result (model, frames, stride): the ablation's "14 frames, fixed stride" point *
 model, trained once and reported under both names.
 
 Network settings are trained once per ``evaluate.seeds`` (the training seed), on the same folds, so
-the report can show how much of a result is the seed's; landmark baselines (scikit-learn, deterministic)
-are fitted once. A task is (setting, fold, seed), seed ``None`` for a landmark baseline.
+the report can show how much of a result is the seed's; landmark and voice baselines (scikit-learn,
+deterministic) are fitted once. A task is (setting, fold, seed), seed ``None`` for those baselines.
 """
 
 from __future__ import annotations
@@ -78,11 +78,14 @@ def train_config(
 ) -> TrainConfig:
     """The train params of one network task: the shipped ones with the setting, fold, epochs and seed
     (``None`` = train.seed) applied; nothing registered (evaluation runs are measurements, not candidates)."""
-    # The frame-difference and landmark streams are part of the I3D recipe; the comparison networks see
-    # plain RGB only (evaluate reports the I3D's video stream alone as well).
+    # The frame-difference, landmark and voice streams are part of the I3D recipe; the comparison networks
+    # see plain RGB only (evaluate reports the I3D's video stream alone, and without the voice, as well).
     stream = train.model.stream if setting.model == "i3d" else "rgb"
     landmark_stream = train.landmark_stream.model_copy(
         update={"enabled": setting.model == "i3d" and train.landmark_stream.enabled}
+    )
+    voice_stream = train.voice_stream.model_copy(
+        update={"enabled": setting.model == "i3d" and train.voice_stream.enabled}
     )
     model = train.model.model_copy(update={"arch": setting.model, "frames": setting.frames, "stream": stream})
     update = {
@@ -93,6 +96,7 @@ def train_config(
         "registered_model": "",
         "log_model": False,
         "landmark_stream": landmark_stream.model_dump(),
+        "voice_stream": voice_stream.model_dump(),
     }
     if epochs is not None:
         update["epochs"] = epochs

@@ -165,6 +165,19 @@ def _ci(ci) -> str:
     return f"{_f(lo, 2)}-{_f(hi, 2)}"
 
 
+def _model_notes(ev: dict) -> list[str]:
+    """What a row is when it is not a model of its own (derived rows), and whom the voice could not score."""
+    notes = []
+    for name, r in ev["settings"].items():
+        if r.get("derived"):
+            notes.append(f"- {name}: no training of its own; {r['derived']}")
+        if r.get("voice"):
+            v = r["voice"]
+            notes.append(f"- {name}: {v['subjects_without_voice']} of {v['subjects']} held-out subjects have no "
+                         "voiced video and are scored p = 0.5")  # fmt: skip
+    return ["", *notes] if notes else []
+
+
 def markdown(ev: dict) -> str:
     lines = ["# Evaluation", "", f"Folds {ev['folds']} of repeat {ev['repeat']} (folds digest `{ev['folds_digest']}`), "
              f"{ev['subjects']} held-out subjects, pooled over folds; 95% subject-bootstrap CIs "
@@ -178,7 +191,7 @@ def markdown(ev: dict) -> str:
         folds = ", ".join(_f(f["subject_auroc"], 2) for f in r["folds"])
         lines.append(f"| {name} | {_f(s['auroc'])} | {_ci(s['auroc_ci95'])} | {_f(s['balanced_accuracy'])} | "
                      f"{_ci(s['balanced_accuracy_ci95'])} | {_f(s['ece'])} | {folds} | {_seed_cell(r.get('seeds'))} |")  # fmt: skip
-    lines += _seed_lines(ev) + _calibration_lines(ev)
+    lines += _model_notes(ev) + _seed_lines(ev) + _calibration_lines(ev)
     for title, key in (("Paired comparisons (the reference against each model)", "comparisons"),
                        ("Temporal ablation against the shipped frame count", "ablation_comparisons")):  # fmt: skip
         rows = ev.get(key) or []

@@ -80,6 +80,8 @@ class PredictionRecord(BaseModel):
     embedding: list[float] | None = None  # the model's embed() descriptor, averaged over clips
     # /predict's upload sound; None: a tube upload, a refusal, or a record written before issue 25
     audio: AudioFacts | None = None
+    modalities: list[str] | None = None  # what the answer was made from (video, landmarks, voice)
+    voice: dict[str, float | str | None] = Field(default_factory=dict)  # status, p_pd: audio drift's input
     subject_ref: str | None = None  # pseudonymous, chosen by the caller; never a name or MRN
     session: str | None = None
 

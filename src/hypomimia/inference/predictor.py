@@ -5,6 +5,10 @@
     (learning.clips: evenly spaced, no augmentation) -> logits + embedding -> temperature-scaled
     P(PD) per clip, averaged -> pd | control | uncertain (the abstain band)
 
+    and, for a model with the voice: the upload's audio -> voice measures (voice.clip.measure_video
+    with the voice params of the training's table) -> voice margin, fused with the visual margin; a
+    clip without audio or voiced speech is answered from the face alone, and the answer says so
+
 Every step is the function training and evaluation used, so the endpoint sees the inputs the reported
 metrics came from. A video that cannot be answered raises :class:`Refusal` with a machine-readable
 ``reason`` from ingest's and facetubes' vocabulary and the HTTP status the endpoint answers with.
@@ -76,10 +80,15 @@ class ServedModel:
     extra: dict[str, Any] = field(default_factory=dict)
     landmark_stream: Any = None  # models.fusion.LandmarkStream of a two-stream model, else None
     fusion: Any = None  # models.fusion.LateFusion, with the landmark stream
+    voice_stream: Any = None  # models.fusion.VoiceStream of a model with the voice, else None
+    voice_fusion: Any = None  # models.fusion.VoiceFusion, with the voice stream
+    voice_config: Any = None  # config.voice.VoiceConfig the training's voice table was measured with
 
     @property
     def streams(self) -> list[str]:
-        return ["video", "landmarks"] if self.fusion is not None else ["video"]
+        """The modalities the model reads (video; landmarks and voice when it has those streams)."""
+        return ["video", *(["landmarks"] if self.fusion is not None else []),
+                *(["voice"] if self.voice_fusion is not None else [])]  # fmt: skip
 
 
 def resolve_model(
@@ -214,6 +223,8 @@ def load_served_model(
             "landmark_stream": LandmarkStream.from_dict(extra["landmark_stream"]),
             "fusion": LateFusion.from_dict(extra["fusion"]),
         }
+    if "voice_fusion" in extra and "voice_stream" in extra:
+        streams |= _voice_streams(extra, meta)
     net = loaded.model.eval()
     with torch.inference_mode():
         dim = int(net.embed(torch.zeros(1, *loaded.clip["shape"])).shape[1])
@@ -236,6 +247,33 @@ def load_served_model(
         extra=extra,
         **streams,
     )
+
+
+def _voice_streams(extra: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+    """The voice stream, its fusion and the voice params an upload must be measured with."""
+    from hypomimia.config.voice import VoiceConfig
+    from hypomimia.models.fusion import VoiceFusion, VoiceStream
+    from hypomimia.voice.schema import FEATURE_VERSION
+
+    voice = meta.get("voice") or {}
+    if not voice.get("params"):
+        raise UserError(
+            "the model has a voice stream but its metadata.json has no voice params, so the endpoint cannot "
+            "measure an upload's voice as training did",
+            "retrain with a voice table made by 'hypomimia voice' (it records the params the model needs)",
+        )
+    stream = VoiceStream.from_dict(extra["voice_stream"])
+    if stream.feature_version != FEATURE_VERSION:
+        raise UserError(
+            f"the model's voice stream read voice features {stream.feature_version}; this package measures "
+            f"{FEATURE_VERSION}",
+            "retrain the model with this version, or serve it with the package version that trained it",
+        )
+    return {
+        "voice_stream": stream,
+        "voice_fusion": VoiceFusion.from_dict(extra["voice_fusion"]),
+        "voice_config": VoiceConfig(**voice["params"]),
+    }
 
 
 # -- the steps ------------------------------------------------------------------------------------
@@ -320,39 +358,103 @@ def landmark_margin(tube, model: ServedModel) -> float | None:
     return model.landmark_stream.tube_margin(tube.landmarks, tube.valid, tube.fps)
 
 
+_TIMING = ("seconds", "praat_s", "egemaps_s")
+
+
+def voice_row(path: Path, model: ServedModel) -> dict[str, Any] | None:
+    """The voice row of an upload, measured as the voice stage measured the training videos (the same
+    function and params); None for a model without the voice. Never raises for a bad audio track: that is
+    the row's ``failed`` status, and the video is still answered from the face."""
+    if model.voice_stream is None:
+        return None
+    from hypomimia.voice.clip import blank_row, measure_video
+
+    try:
+        row = measure_video(Path(path), model.voice_config)
+    except Exception as e:  # as the stage's measure_job: one bad track is the clip's failure, not a 500
+        log.warning("voice measures failed: %s", type(e).__name__)
+        row = blank_row(model.voice_config) | {"status": "failed", "reason": "voice_failed"}
+    return {k: v for k, v in row.items() if k not in _TIMING}
+
+
+def voice_margin(row: dict[str, Any] | None, model: ServedModel) -> float | None:
+    """The voice stream's margin of a voice row (None: no voice stream, or no measures in the row)."""
+    return None if model.voice_stream is None else model.voice_stream.row_margin(row)
+
+
 def _p(margins: np.ndarray, temperature: float) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(np.asarray(margins, np.float64) / temperature, -60, 60)))
 
 
-def answer(model: ServedModel, outputs: np.ndarray, landmark: float | None = None) -> dict[str, Any]:
-    """Calibrated P(PD) per clip (temperature-scaled), averaged per video as in evaluation; the label
-    abstains ('uncertain') inside the band. Also the spread over clips (the answer's uncertainty).
+def _no_voice_reason(row: dict[str, Any] | None) -> str:
+    if row is None:
+        return "no audio: a tube upload carries frames only"
+    status = row.get("status")
+    if status == "no_audio":
+        return "the clip has no audio track"
+    if status == "no_voice":
+        return f"the clip's audio holds too little voiced speech ({row.get('detail') or 'no voice'})"
+    return f"the audio track could not be measured ({row.get('reason') or status})"
 
-    A two-stream model fuses each clip's video margin with the video's ``landmark`` margin, as in
-    training; without landmarks (a tube upload carries frames only) it answers from the video stream
-    with that stream's own temperature, and ``streams`` says so."""
+
+def answer(
+    model: ServedModel,
+    outputs: np.ndarray,
+    landmark: float | None = None,
+    voice: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Calibrated P(PD) per clip, averaged per video as in evaluation; the label abstains ('uncertain')
+    inside the band. Also the spread over clips (the answer's uncertainty) and ``modalities``.
+
+    The clips' video margins are fused with the video's ``landmark`` margin (a two-stream model) and then
+    with its ``voice`` (the row of :func:`voice_row`; a model with the voice), as in training. A modality
+    the input lacks is left out: without landmarks (a tube upload) the video stream answers with its own
+    temperature; without voice (no audio, no voiced speech, a tube) the visual model answers unchanged.
+    ``modalities`` gives P(PD) per modality and fused, which were ``used``, which ``drove`` the answer
+    (the largest standardised term of the fused margin on the answer's side; ``contributions``: each
+    modality's term, log-odds) and a ``note`` saying what the answer was made from."""
     video = outputs[:, 0].astype(np.float64)
-    streams: dict[str, Any] = {}
-    if model.fusion is None:
-        p_clips = _p(video, model.temperature)
-        streams["video"] = {"p_pd": float(p_clips.mean())}
-        note = "one stream: the video network"
+    late, vf = model.fusion, model.voice_fusion
+    video_t = late.video_temperature if late else vf.visual_temperature if vf else model.temperature
+    modalities: dict[str, Any] = {"video": {"p_pd": float(_p(video, video_t).mean())}}
+    if late is not None and landmark is not None:
+        zv = (video - late.video_centre) / late.video_scale
+        zl = (landmark - late.landmark_centre) / late.landmark_scale
+        visual, visual_t = late.fuse(video, landmark), late.temperature
+        terms = {"video": late.video_coef * zv, "landmarks": late.landmark_coef * zl}
+        modalities["landmarks"] = {"p_pd": float(_p(landmark, 1.0))}
     else:
-        p_video = _p(video, model.fusion.video_temperature)
-        streams["video"] = {"p_pd": float(p_video.mean())}
-        if landmark is None:
-            p_clips = p_video
-            streams["landmarks"] = {"p_pd": None, "reason": "no landmarks: a tube upload carries frames only"}
-            note = "video stream only: no landmarks with this input (send the video to /predict for both streams)"
+        visual, visual_t, terms = video, video_t, {"video": video / video_t}
+        if late is not None:
+            modalities["landmarks"] = {
+                "p_pd": None,
+                "reason": "no landmarks: a tube upload carries frames only",
+            }
+    # The voice joins the visual model it was fitted with: never a tube's video stream alone.
+    voiced = voice_margin(voice, model) if late is None or landmark is not None else None
+    if vf is not None and voiced is not None:
+        margins = vf.fuse(visual, voiced)
+        visual_term, voice_term = vf.terms(visual, voiced)
+        if "landmarks" in terms:  # the visual term shared out as the landmark fusion's own terms are
+            terms = {
+                m: vf.visual_coef / vf.visual_scale / vf.visual_temperature * t for m, t in terms.items()
+            }
         else:
-            p_clips = _p(model.fusion.fuse(video, landmark), model.fusion.temperature)
-            streams["landmarks"] = {"p_pd": float(_p(landmark, 1.0))}
-            note = "fused: video and landmark streams"
-    p = float(p_clips.mean())
-    if abs(p - 0.5) < model.abstain_band:
-        label = "uncertain"
+            terms = {"video": visual_term}
+        terms["voice"] = voice_term
+        modalities["voice"] = {"p_pd": float(_p(voiced, 1.0)), "status": voice["status"]}
+        p_clips = _p(margins, vf.temperature)
     else:
-        label = "pd" if p >= 0.5 else "control"
+        p_clips = _p(visual, visual_t)
+        if vf is not None:
+            status = {"status": voice["status"]} if voice else {}
+            modalities["voice"] = {"p_pd": None, **status, "reason": _no_voice_reason(voice)}
+    p = float(p_clips.mean())
+    label = "uncertain" if abs(p - 0.5) < model.abstain_band else "pd" if p >= 0.5 else "control"
+    used = [k for k, v in modalities.items() if v["p_pd"] is not None]
+    contributions = {k: float(np.mean(t)) for k, t in terms.items()}
+    side = max if p >= 0.5 else min
+    drove = side(contributions, key=contributions.get) if len(contributions) > 1 else used[0]
     return {
         "p_pd": p,
         "label": label,
@@ -362,14 +464,37 @@ def answer(model: ServedModel, outputs: np.ndarray, landmark: float | None = Non
             "clip_p_range": [float(p_clips.min()), float(p_clips.max())],
             "abstain_band": [0.5 - model.abstain_band, 0.5 + model.abstain_band],
         },
-        "streams": {
-            "used": [k for k, v in streams.items() if v["p_pd"] is not None],
-            "note": note,
-            **streams,
+        "modalities": {
+            "used": used,
+            "drove": drove,
+            "note": _modality_note(model, used, modalities),
+            **modalities,
+            "fused": {"p_pd": p},
+            "contributions": contributions if len(contributions) > 1 else {},
         },
         "clips": [{"index": i, "p_pd": float(q)} for i, q in enumerate(p_clips)],
         "embedding": outputs[:, 1:].mean(0).astype(float).tolist(),
     }
+
+
+def _modality_note(model: ServedModel, used: list[str], modalities: dict[str, Any]) -> str:
+    missing = [m for m in model.streams if m not in used]
+    if not missing:
+        return "fused: " + _listed(used) if len(used) > 1 else "one modality: the video network"
+    why = "; ".join(f"{m}: {modalities[m]['reason']}" for m in missing)
+    return f"answered from {_listed(used)} only ({why})"
+
+
+def _listed(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def log_modalities(result: dict[str, Any]) -> dict[str, Any]:
+    """The prediction-log fields of an answer's modalities: which were used, and the voice's status and
+    P(PD) (numbers and codes only), so monitoring can follow the voice as it follows the face."""
+    m = result.get("modalities") or {}
+    voice = m.get("voice") or {}
+    return {"modalities": m.get("used"), "voice": {k: voice[k] for k in ("status", "p_pd") if k in voice}}
 
 
 def quality_summary(tube) -> dict[str, Any]:
@@ -421,7 +546,10 @@ def predict_video(path: Path, model: ServedModel, limits: ServeConfig | None = N
     """The whole path in one process (offline scoring, benchmarks): upload checks, tube, clips, answer."""
     check_upload(Path(path), limits or ServeConfig())
     tube = face_tube(Path(path), model)
-    result = answer(model, forward(model, clip_frames(tube.frames, model)), landmark_margin(tube, model))
+    voice = voice_row(Path(path), model)
+    result = answer(
+        model, forward(model, clip_frames(tube.frames, model)), landmark_margin(tube, model), voice
+    )
     result["tube_quality"] = quality_summary(tube)
     return result
 
@@ -480,7 +608,10 @@ def explain_video(path: Path, model: ServedModel, limits: ServeConfig | None = N
 
     check_upload(Path(path), limits or ServeConfig())
     tube = face_tube(Path(path), model)
-    result = answer(model, forward(model, clip_frames(tube.frames, model)), landmark_margin(tube, model))
+    voice = voice_row(Path(path), model)
+    result = answer(
+        model, forward(model, clip_frames(tube.frames, model)), landmark_margin(tube, model), voice
+    )
     n = len(tube.frames)
     starts = clip_starts(n, (model.frames - 1) * model.stride + 1, model.clips_per_video)
     idx = frame_indices(starts[len(starts) // 2], model.frames, model.stride, n)
@@ -499,7 +630,26 @@ def explain_video(path: Path, model: ServedModel, limits: ServeConfig | None = N
     regions = region_mass(cam.astype(np.float32), labels).as_dict()
     gif = _gif_bytes(overlay(frames, np.clip(cam, 0, 1)), model.face_tubes.fps / model.stride)
     return {**result, "tube_quality": quality_summary(tube), "regions": regions, "overlay_gif": gif,
-            "clip_frames": [int(i) for i in idx]}  # fmt: skip
+            "clip_frames": [int(i) for i in idx], "voice": voice_summary(voice, model)}  # fmt: skip
+
+
+def voice_summary(row: dict[str, Any] | None, model: ServedModel) -> dict[str, Any] | None:
+    """What /explain shows beside the Grad-CAM: the voice measures, and each measure's term of the voice
+    margin (positive: speaks for PD); None for a model without the voice."""
+    if model.voice_stream is None:
+        return None
+    from hypomimia.models.fusion import voice_features
+    from hypomimia.voice.schema import MEASURES
+
+    row = row or {"status": "no_audio"}
+    out: dict[str, Any] = {k: row.get(k) for k in ("status", "reason", "detail", "voiced_s", "duration_s")}
+    out["measures"] = {m: row.get(m) for m in MEASURES}
+    margin = voice_margin(row, model)
+    if margin is not None:
+        terms = model.voice_stream.contributions(voice_features([row], model.voice_stream.measures))[0]
+        out["contributions"] = dict(zip(model.voice_stream.measures, map(float, terms), strict=True))
+        out["p_pd"] = float(_p(margin, 1.0))
+    return out
 
 
 def _gif_bytes(frames: np.ndarray, fps: float) -> bytes:

@@ -47,6 +47,8 @@ def load_run(train_dir: Path) -> tuple[pd.DataFrame, dict]:
         clips["margin_video"] = clips["margin_video"] / fusion["video_temperature"]
     else:
         clips = clips.drop(columns=["margin_video", "margin_landmarks"], errors="ignore")
+    if not (m.get("streams") or {}).get("voice_fusion"):  # a voice-fused run keeps its visual model's
+        clips = clips.drop(columns=["margin_visual", "margin_voice"], errors="ignore")  # margin (calibrated)
     return clips, headline
 
 

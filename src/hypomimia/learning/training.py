@@ -229,10 +229,12 @@ def subject_auroc_and_nll(clips: pd.DataFrame) -> tuple[float, float]:
 
 def config_fingerprint(cfg: TrainConfig) -> dict:
     # Workers/threads change speed, not results; everything else must match to resume. A disabled
-    # landmark stream changes nothing either, so runs from before it existed keep their fingerprint.
+    # landmark or voice stream changes nothing either, so runs from before it existed keep their fingerprint.
     skip = {"workers", "threads", "experiment", "registered_model", "log_model"}
     if not cfg.landmark_stream.enabled:
         skip.add("landmark_stream")
+    if not cfg.voice_stream.enabled:
+        skip.add("voice_stream")
     return cfg.model_dump(mode="json", exclude=skip)
 
 

@@ -66,6 +66,30 @@ def _training_data(meta: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _modalities(meta: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
+    """What the answer reads, with each modality's features and their versions, and each one's test AUROC."""
+    named = meta.get("modalities") or {"video": "the I3D on the face tube"}
+    train = meta.get("train_params") or {}
+    streams = metrics.get("streams") or {}
+    features: dict[str, dict[str, Any]] = {
+        "video": {"input": "face tube", "tube_code_version": (meta.get("face_tubes") or {}).get("tube_code_version")},
+        "landmarks": {"features": "landmark-trajectory features of the face tube's FaceMesh landmarks",
+                      "params": train.get("landmark_stream")},
+        "voice": {"features": (train.get("voice_stream") or {}).get("measures"),
+                  "feature_version": (meta.get("voice") or {}).get("feature_version"),
+                  "voice_params": (meta.get("voice") or {}).get("params"),
+                  "voice_table_sha256": (meta.get("voice") or {}).get("table_sha256"),
+                  "fusion": (streams.get("voice_fusion") or {}).get("method")},
+    }  # fmt: skip
+    out = {name: {"description": what, **features.get(name, {})} for name, what in named.items()}
+    for name, key in (("video", "video"), ("landmarks", "landmarks"), ("voice", "voice")):
+        if name in out and key in streams:
+            out[name]["test_subject_auroc"] = streams[key].get("test_subject_auroc")
+    if (streams.get("voice") or {}).get("skipped"):
+        out["voice_not_used"] = streams["voice"]["skipped"]
+    return {"used": list(named), **out}
+
+
 def _metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     overall = metrics.get("overall", {})
     out: dict[str, Any] = {
@@ -189,6 +213,7 @@ def build_model_card(
         },
         "intended_use": meta.get("intended_use"),
         "out_of_scope": list(OUT_OF_SCOPE),
+        "modalities": _modalities(meta, metrics),
         "training_data": _training_data(meta),
         "metrics": _metrics(metrics),
         "evaluation": _evaluation(ev),
@@ -209,17 +234,23 @@ def build_model_card(
 
 
 def _streams(metrics: dict[str, Any]) -> dict[str, Any]:
-    """Which inputs the model fuses, each one's held-out AUROC and its weight (docs/training.md)."""
+    """Which streams the model fuses, each one's held-out AUROC and the landmark fusion's weights
+    (docs/training.md); the voice's own section is ``modalities``."""
     streams = metrics.get("streams")
     if not streams:
         return {"inputs": ["video"], "fusion": None}
     from hypomimia.models.fusion import LateFusion
 
+    fusion = streams.get("fusion")
     return {
-        "inputs": ["video", "landmarks"],
+        "inputs": ["video", *(["landmarks"] if fusion else [])],
         "fusion": "late: non-negative stacking on the validation fold (models/fusion.py)",
-        "weights": LateFusion.from_dict(streams["fusion"]).weights,
-        "test_subject_auroc": {k: v.get("test_subject_auroc") for k, v in streams.items() if k != "fusion"},
+        "weights": LateFusion.from_dict(fusion).weights if fusion else None,
+        "test_subject_auroc": {
+            k: v["test_subject_auroc"]
+            for k, v in streams.items()
+            if isinstance(v, dict) and "test_subject_auroc" in v
+        },
     }
 
 
@@ -262,6 +293,14 @@ def render_markdown(card: dict[str, Any]) -> str:
     ]
     if m.get("registry"):
         lines.append(f"- registry: {_fmt(m['registry'])}")
+    mods = card.get("modalities") or {}
+    lines += ["", "## Modalities", "", f"The answer reads: {', '.join(mods.get('used', []))}.", ""]
+    for name in mods.get("used", []):
+        info = {k: v for k, v in mods[name].items()  # every param is in the JSON card; here the versions
+                if k not in ("description", "params", "voice_params") and v is not None}  # fmt: skip
+        lines.append(f"- **{name}**: {mods[name]['description']}" + (f" ({_fmt(info)})" if info else ""))
+    if mods.get("voice_not_used"):
+        lines.append(f"- voice not used: {mods['voice_not_used']}")
     lines += [
         "",
         "## Training data",

@@ -16,9 +16,18 @@ from torch import nn
 from hypomimia import __version__, jsonio
 
 # Bump METADATA_VERSION with an entry in CHANGELOG whenever the model contract changes.
-METADATA_VERSION = "0.1.0"
+METADATA_VERSION = "0.2.0"
 CHANGELOG = {
-    "0.1.0": "first I3D face-tube model: control vs PD, clip-level logits, subject aggregation by mean"
+    "0.1.0": "first I3D face-tube model: control vs PD, clip-level logits, subject aggregation by mean",
+    "0.2.0": "modalities (video, landmarks, voice); a model with the voice carries voice_stream and voice_fusion "
+    "in model.pt's extra and the voice params, feature version and table hash in metadata.json (voice)",
+}
+# What each modality of the answer reads (the model card and GET /model show it).
+MODALITIES = {
+    "video": "the I3D on the face tube (aligned, cropped face over time): clip-level PD margin",
+    "landmarks": "logistic regression on the face tube's landmark-trajectory features (models.fusion.LandmarkStream)",
+    "voice": "logistic regression on Praat voice measures of the clip's speech (models.fusion.VoiceStream; "
+    "docs/voice.md), fused with the visual margin; a clip without voice is answered from the face alone",
 }
 INTENDED_USE = (
     "research, not diagnosis: a hypomimia biomarker for studies of facial motion in Parkinson's disease; "
@@ -34,7 +43,9 @@ def build_metadata(
     metrics: dict[str, Any],
     data: dict[str, Any],
     train_params: dict[str, Any] | None = None,
+    modalities: list[str] | tuple[str, ...] = ("video",),
 ) -> dict[str, Any]:
+    """``modalities``: what the served answer reads (video; landmarks and voice when the streams are on)."""
     return {
         "name": "hypomimia-i3d"
         if model_config.get("arch") == "i3d"
@@ -53,6 +64,7 @@ def build_metadata(
             },
         },
         "labels": list(labels),
+        "modalities": {m: MODALITIES[m] for m in modalities},
         "aggregation": "clip probabilities are averaged per video, then per subject",
         "model": model_config,
         "train_params": train_params or {},

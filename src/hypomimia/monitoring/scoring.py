@@ -2,7 +2,9 @@
 
 Exactly the endpoint's arithmetic (``hypomimia.inference.predictor``: ``clip_frames`` -> ``forward``
 -> ``answer``): the model's evaluation clips, temperature-scaled clip probabilities averaged per
-video, ``uncertain`` inside the abstain band. So the reference window's probabilities and the
+video, ``uncertain`` inside the abstain band. A model with the voice reads each video's row of the
+voice stage's table when one is given (the endpoint measures the upload with the same function and
+params); a video without a row is scored from the face alone, as the endpoint answers a silent clip. So the reference window's probabilities and the
 serving prediction log's are the same quantity, and prediction drift compares like with like.
 Per-clip probabilities are kept for the patient course (the spread of repeated measurements).
 """
@@ -61,13 +63,19 @@ class Scorer:
                 f"face tube {Path(tube).name} is unreadable ({e})", "re-run hypomimia facetubes"
             ) from None
 
-    def score(self, table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """``table`` needs ``video_id`` and ``tube``; returns (videos with p_pd, label, emb_*; clips)."""
+    def score(
+        self, table: pd.DataFrame, voice: pd.DataFrame | None = None
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """``table`` needs ``video_id`` and ``tube``; ``voice``: the voice stage's table (voice.parquet) for a
+        model with the voice. Returns (videos with p_pd, label, emb_*; clips)."""
+        rows = {} if voice is None else {r["video_id"]: r for r in voice.to_dict("records")}
         videos, clips = [], []
         for row in table.itertuples(index=False):
             tube = self.tube(Path(row.tube))
             outputs = forward(self.model, clip_frames(tube.frames, self.model))
-            a = answer(self.model, outputs, landmark_margin(tube, self.model))
+            a = answer(
+                self.model, outputs, landmark_margin(tube, self.model), _voice_row(rows.get(row.video_id))
+            )
             clips += [{"video_id": row.video_id, "clip": c["index"], "p": c["p_pd"]} for c in a["clips"]]
             emb = {f"emb_{i}": float(v) for i, v in enumerate(a["embedding"])}
             videos.append({"video_id": row.video_id, "p_pd": a["p_pd"], "label": a["label"], **emb})
@@ -77,3 +85,10 @@ class Scorer:
         return table.drop(columns=["p_pd", "label"], errors="ignore").merge(
             scored, on="video_id"
         ), pd.DataFrame(clips)
+
+
+def _voice_row(row: dict | None) -> dict | None:
+    """A voice.parquet row as the endpoint's measure gives it (NaN -> None); no row: the face alone."""
+    if row is None:
+        return {"status": "not_measured", "reason": "no row in the voice table given"}
+    return {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}

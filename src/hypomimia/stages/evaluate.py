@@ -10,6 +10,12 @@ On one machine :func:`run` fits the tasks one after another; the KFP DAG fans th
 gathers). A task's folder holds ``task.json`` and ``test_clips.parquet`` (held-out clips with the
 run's calibrated margin); a finished task with the same ``task.json`` is not fitted again.
 
+The voice: the I3D recipe's runs are trained with the voice table (``voice_dir``) when
+``train.voice_stream`` is on, so the reference is the model that is served; the ``voice`` model kind is
+its voice stream alone (:mod:`hypomimia.evaluation.voice`), and derived rows give the reference's
+network alone (``<ref>_video_stream``, with the landmark stream) and its visual model without the voice
+(``<ref>_without_voice``), all paired on the same folds without training anything more.
+
 Pairing is enforced, not assumed: every run must hold out exactly the subjects its fold holds in
 ingest's folds.parquet, and the trained model passed as ``model_dir`` must have been tested on
 them too; otherwise a UserError says the comparison is not paired.
@@ -33,6 +39,7 @@ from hypomimia.config.train import TrainConfig
 from hypomimia.data.artifacts import read_stage_table
 from hypomimia.errors import UserError
 from hypomimia.evaluation import blessing, calibration, landmarks, plan, report
+from hypomimia.evaluation import voice as voice_baseline
 from hypomimia.evaluation.plan import Setting, Task
 from hypomimia.learning.metrics import auroc, bootstrap_ci, with_probability
 from hypomimia.lineage.provenance import params_sha256
@@ -83,6 +90,8 @@ def task_spec(task: Task, cfg: EvaluateConfig, train: TrainConfig) -> dict:
 
         tcfg = plan.train_config(task.setting, train, task.fold, cfg.epochs, task.seed)
         spec["train"] = config_fingerprint(tcfg)
+    elif task.setting.model == "voice":
+        spec["voice"] = train.voice_stream.model_dump(mode="json", exclude={"enabled", "fusion_c"})
     else:
         spec["landmarks"] = cfg.landmarks.model_dump()
         spec["seed"] = cfg.seed
@@ -121,6 +130,18 @@ def _landmark_features(
     return cache
 
 
+def _voice_table(voice_dir: Path | None, tubes_dir: Path, videos: pd.DataFrame | None = None):
+    """The voice table the voice model kind reads, checked against the tubes (None without a folder)."""
+    if voice_dir is None:
+        return None
+    from hypomimia.voice.table import check_videos, read_voice_table
+
+    table = read_voice_table(Path(voice_dir))
+    tubes = read_stage_table(tubes_dir, "tubes.parquet", "facetubes", ["video_id", "sha256"])
+    check_videos(table, tubes if videos is None else tubes[tubes["video_id"].isin(videos["video_id"])])
+    return table
+
+
 def fit(
     task: Task,
     cfg: EvaluateConfig,
@@ -132,9 +153,11 @@ def fit(
     donors: list[Path] = (),
     frame_cache: Path | None = None,
     into: Path | None = None,
+    voice_dir: Path | None = None,
 ) -> Path:
     """Fit one (setting, fold, seed) task into ``runs_dir/<run key>[/seed<s>]/fold<k>`` (or ``into``);
-    return that folder."""
+    return that folder. ``voice_dir``: the voice stage's folder, for the I3D recipe's voice stream and the
+    ``voice`` model kind."""
     run_dir = Path(into) if into is not None else Path(runs_dir) / task.folder
     spec = task_spec(task, cfg, train)
     done = run_dir / "task.json"
@@ -161,11 +184,28 @@ def fit(
                 Path(frame_cache).mkdir(parents=True, exist_ok=True)
                 (run_dir / "frame_cache").symlink_to(Path(frame_cache).resolve(), target_is_directory=True)
             log.info("evaluate: training %s on fold %d, seed %d", task.setting.name, task.fold, task.seed)
-            train_stage.run(tcfg, tubes_dir, ingest_dir, run_dir, tracking_uri="off", resume=False)
+            train_stage.run(
+                tcfg, tubes_dir, ingest_dir, run_dir, tracking_uri="off", resume=False, voice_dir=voice_dir
+            )
             clips, _ = load_run(run_dir)
             for extra in ("checkpoints", "frame_cache"):  # keep the outputs lean (DVC caches them)
                 p = run_dir / extra
                 p.unlink() if p.is_symlink() else shutil.rmtree(p, ignore_errors=True)
+    elif task.setting.model == "voice":
+        source = "fitted"
+        videos = _videos(tubes_dir, plan.load_folds(ingest_dir, train.repeat))
+        table = _voice_table(voice_dir, tubes_dir, videos)
+        if table is None:
+            raise UserError(
+                "evaluate.models has 'voice' but no voice table was given",
+                "pass the voice stage's folder (hypomimia evaluate --voice work/voice), or drop 'voice'",
+            )
+        clips = voice_baseline.fit_predict(
+            videos[videos["fold"] != task.fold],
+            videos[videos["fold"] == task.fold],
+            table,
+            train.voice_stream,
+        )
     else:
         source = "fitted"
         folds = plan.load_folds(ingest_dir, train.repeat)
@@ -181,7 +221,7 @@ def fit(
         "subject_id",
         "label",
         "margin",
-        *(["margin_video"] if "margin_video" in clips else []),
+        *[c for c in ("margin_video", "margin_visual", "voiced") if c in clips],
     ]
     clips = clips[keep].assign(subject_id=lambda d: d["subject_id"].astype(str))
     clips.to_parquet(run_dir / CLIPS, index=False)
@@ -237,9 +277,11 @@ def run(
     model_dir: Path | None = None,
     reuse: list[Path] = (),
     tracking_uri: str | None = None,
+    voice_dir: Path | None = None,
 ) -> EvaluateResult:
     """Fit every (setting, fold, seed) task, then :func:`gather`. ``model_dir``: the trained challenger
-    (its fold's reference run is reused when its params match); ``reuse``: more train folders to reuse."""
+    (its fold's reference run is reused when its params match); ``reuse``: more train folders to reuse;
+    ``voice_dir``: the voice stage's folder (the recipe's voice stream and the ``voice`` model kind)."""
     tubes_dir, ingest_dir, out_dir = Path(tubes_dir), Path(ingest_dir), Path(out_dir)
     t0 = time.perf_counter()
     folds = plan.load_folds(ingest_dir, train.repeat)
@@ -249,9 +291,10 @@ def run(
     cache = out_dir / "frame_cache"
     donors = [Path(d) for d in ([model_dir] if model_dir and cfg.reuse_trained else []) + list(reuse)]
     run_dirs = [
-        fit(t, cfg, train, tubes_dir, ingest_dir, out_dir / "runs", donors=donors, frame_cache=cache)
+        fit(t, cfg, train, tubes_dir, ingest_dir, out_dir / "runs", donors=donors, frame_cache=cache,
+            voice_dir=voice_dir)
         for t in plan.tasks(cfg, train, wanted)
-    ]
+    ]  # fmt: skip
     shutil.rmtree(cache, ignore_errors=True)
     result = gather(
         cfg, train, tubes_dir, ingest_dir, run_dirs, out_dir, model_dir=model_dir, tracking_uri=tracking_uri
@@ -393,18 +436,32 @@ def _seed_summary(
     }
 
 
-def _video_stream_setting(cfg: EvaluateConfig, train: TrainConfig, runs: dict, wanted: list[int]):
-    """(setting, {seed: [clips per fold]}) of the reference's video stream alone, when its runs are
-    two-stream runs (their clips carry ``margin_video``); else None."""
+# Rows derived from the reference's own runs (no training): (name suffix, clip column, what it is).
+DERIVED = (
+    ("video_stream", "margin_video", "the reference runs' video-stream margins (margin_video): the network "
+     "alone, without the landmark stream (and the voice)"),
+    ("without_voice", "margin_visual", "the reference runs' visual margins (margin_visual): the recipe "
+     "without the voice, as it answers a clip without audio"),
+)  # fmt: skip
+
+
+def _derived_settings(cfg: EvaluateConfig, train: TrainConfig, runs: dict, wanted: list[int]):
+    """[(setting, {seed: [clips per fold]}, description)] of the reference's streams alone, for each
+    column every run of the reference carries (two-stream runs: ``margin_video``; voice-fused runs:
+    ``margin_visual``)."""
     ref = next(x for x in plan.settings(cfg, train) if x.name == cfg.reference)
     if not ref.network:
-        return None
+        return []
     by_seed = {seed: [runs[(ref.run_key, seed, k)] for k in wanted] for seed in plan.seeds_of(ref, cfg)}
-    if not all("margin_video" in c for fold_clips in by_seed.values() for c in fold_clips):
-        return None
-    video = {seed: [c.assign(margin=c["margin_video"]).drop(columns="margin_video") for c in fold_clips]
-             for seed, fold_clips in by_seed.items()}  # fmt: skip
-    return Setting(f"{ref.name}_video_stream", ref.model, ref.frames, ref.stride), video
+    out = []
+    for suffix, col, what in DERIVED:
+        if not all(col in c for fold_clips in by_seed.values() for c in fold_clips):
+            continue
+        derived = {
+            seed: [c.assign(margin=c[col]) for c in fold_clips] for seed, fold_clips in by_seed.items()
+        }
+        out.append((Setting(f"{ref.name}_{suffix}", ref.model, ref.frames, ref.stride), derived, what))
+    return out
 
 
 def _yp(t: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -462,18 +519,25 @@ def gather(
             "seeds": _seed_summary(s, by_seed, wanted, fold_of, cfg) if s.network else None,
             "calibration": calibration.summary(table, fold_of, cfg.calibration),
         }
+        if s.model == "voice":  # subjects without any voiced video were scored p = 0.5
+            voiced = pd.concat([c for fold_clips in by_seed.values() for c in fold_clips], ignore_index=True)
+            has = voiced.groupby("subject_id")["voiced"].any()
+            ev_settings[s.name]["voice"] = {
+                "subjects": int(len(has)),
+                "subjects_without_voice": int((~has).sum()),
+                "note": "a subject is the mean of its voiced videos; one without voice is scored p = 0.5",
+            }
         tables[s.name], pooled_clips[s.name] = table, clips
 
-    stream = _video_stream_setting(cfg, train, runs, wanted)
-    if stream is not None:  # the reference's video stream alone: the landmark stream's ablation, no training
-        s, by_seed = stream
+    for s, by_seed, what in _derived_settings(cfg, train, runs, wanted):
+        # the reference's streams alone (the landmark stream's and the voice's ablations), no training
         per_fold_clips = [ensemble_clips([by_seed[seed][i] for seed in by_seed]) for i in range(len(wanted))]
         clips = pd.concat(per_fold_clips, ignore_index=True)
         table = report.subject_table(clips)
         ev_settings[s.name] = {
             "setting": s.to_dict(),
             "runs": ev_settings[cfg.reference]["runs"],
-            "derived": "the reference runs' video-stream margins (margin_video), without the landmark stream",
+            "derived": what,
             "folds": [{"fold": k, "subjects": len(t), "subject_auroc": auroc(*_yp(t))}
                       for k, t in zip(wanted, (report.subject_table(c) for c in per_fold_clips), strict=True)],
             "pooled": report.pooled(clips, n_bootstrap=cfg.bootstrap, seed=cfg.seed, bins=cfg.calibration_bins),

@@ -1,5 +1,9 @@
 """Stage `train`: face tubes + folds -> a trained I3D, its metrics, and an MLflow run.
 
+Streams: the I3D's margin, fused late with the landmark stream (``train.landmark_stream``) and then with
+the voice (``train.voice_stream``, from the voice stage's table: ``voice_dir``); see
+:mod:`hypomimia.learning.fusion`. The final margin is the one every metric and the endpoint use.
+
 Split: ``cfg.fold`` is the held-out test fold, fold ``cfg.fold + 1`` (mod folds) the validation
 fold (early stopping on its subject-level AUROC, temperature scaling), the rest train. Folds are
 subject-grouped by ingest, so no subject is on both sides.
@@ -33,13 +37,15 @@ from torch import nn
 
 from hypomimia import jsonio
 from hypomimia.config.train import TrainConfig
+from hypomimia.data.artifacts import read_stage_table
+from hypomimia.errors import UserError
 from hypomimia.learning import ddp, mlflow_runs
 from hypomimia.learning.clips import (
     ClipDataset,
     EpochSampler,
     prepare_frame_cache,
 )
-from hypomimia.learning.fusion import fit_two_streams
+from hypomimia.learning.fusion import fit_two_streams, fit_voice_stream
 from hypomimia.learning.metrics import evaluate, fit_temperature, with_probability
 from hypomimia.learning.training import (
     BEST,
@@ -100,19 +106,22 @@ def run(
     tracking_uri: str | None = None,
     resume: bool = True,
     *,
+    voice_dir: Path | None = None,
     crash_after_steps: int | None = None,
 ) -> TrainResult:
     """Train on the split ``cfg.fold`` defines; write model.pt, metadata.json, metrics.json.
 
     ``tracking_uri``: MLflow store (None: ``MLFLOW_TRACKING_URI`` or ``work/mlflow``; ``"off"``: no
-    MLflow). ``crash_after_steps``: test hook raising :class:`SimulatedCrash` after that many
-    optimizer steps of this call.
+    MLflow). ``voice_dir``: the voice stage's folder, needed by ``train.voice_stream``.
+    ``crash_after_steps``: test hook raising :class:`SimulatedCrash` after that many optimizer steps
+    of this call.
     """
     tubes_dir, ingest_dir, out_dir = Path(tubes_dir), Path(ingest_dir), Path(out_dir)
     d = ddp.init_distributed()
     torch.set_num_threads(cfg.threads)
     set_determinism(cfg)
     split = load_split(cfg, tubes_dir, ingest_dir)
+    voice = _voice_table(cfg, voice_dir, tubes_dir, split)  # checked before hours of training, not after
     digest = mlflow_runs.tubes_digest(tubes_dir, [it.tube for it in split.train + split.val + split.test])
     data_id = data_fingerprint(split, digest)
     mc = cfg.model
@@ -279,6 +288,22 @@ def run(
             temperature = fusion.temperature
             streams = {"landmark_stream": landmark.to_dict(), "fusion": fusion.to_dict()}
             log.info("stream weights on validation: %s", {k: round(v, 3) for k, v in fusion.weights.items()})
+        voice_note = None
+        if voice is not None:
+            # The second modality: the voice, fused with the visual margin; videos without voice keep it.
+            fitted = fit_voice_stream(
+                cfg.voice_stream, voice, split.train, val_clips, test_clips, temperature
+            )
+            if isinstance(fitted, str):
+                voice_note = fitted
+                log.warning("voice stream: %s", fitted)
+            else:
+                stream, voice_fusion, val_clips, test_clips = fitted
+                temperature = voice_fusion.temperature
+                streams = {**(streams or {}), "voice_stream": stream.to_dict(),
+                           "voice_fusion": voice_fusion.to_dict()}  # fmt: skip
+                log.info("voice fusion on validation (%s): %s", voice_fusion.method,
+                         {k: round(v, 3) for k, v in voice_fusion.weights.items()})  # fmt: skip
         kw = {
             "temperature": temperature,
             "abstain_band": cfg.abstain_band,
@@ -287,8 +312,8 @@ def run(
             "video_info": split.info,
         }
         metrics = evaluate(test_clips, **kw)
-        if streams is not None:
-            metrics["streams"] = _stream_metrics(val_clips, test_clips, streams["fusion"])
+        if streams is not None or voice_note:
+            metrics["streams"] = _stream_metrics(test_clips, streams or {}, voice_note)
         metrics["validation"] = evaluate(val_clips, **{**kw, "n_bootstrap": 0})["overall"]["subject"]
         metrics["split"] = {"test_fold": cfg.fold, "repeat": cfg.repeat, **split.counts}
         metrics["best_epoch"] = progress["best_epoch"]
@@ -313,9 +338,8 @@ def run(
         )
         if d.is_main:
             run_id = tracker.run_id if tracker is not None and tracker.on else None
-            _write_outputs(
-                result, cfg, model, tubes_dir, split, val_clips, test_clips, temperature, run_id, streams
-            )
+            _write_outputs(result, cfg, model, tubes_dir, split, val_clips, test_clips, temperature, run_id,
+                           streams, voice)  # fmt: skip
             if tracker is not None:
                 tracker.finish(result, model, out_dir)
     except BaseException:
@@ -326,8 +350,36 @@ def run(
     return result
 
 
+def _voice_table(cfg: TrainConfig, voice_dir: Path | None, tubes_dir: Path, split):
+    """The voice stage's table when the recipe has a voice stream (the i3d's), checked against the tubes."""
+    if not (cfg.voice_stream.enabled and cfg.model.arch == "i3d"):
+        return None
+    if voice_dir is None:
+        raise UserError(
+            "train.voice_stream is enabled but no voice table was given",
+            "pass the voice stage's folder (hypomimia train --voice work/voice), or set "
+            "train.voice_stream.enabled: false for a visual-only model",
+        )
+    from hypomimia.voice.table import check_videos, read_voice_table
+
+    table = read_voice_table(Path(voice_dir))
+    used = {it.video_id for it in split.train + split.val + split.test}
+    tubes = read_stage_table(tubes_dir, "tubes.parquet", "facetubes", ["video_id", "sha256"])
+    check_videos(table, tubes[tubes["video_id"].isin(used)])
+    return table
+
+
+def _modalities(streams: dict | None) -> list[str]:
+    streams = streams or {}
+    return [
+        "video",
+        *(["landmarks"] if "fusion" in streams else []),
+        *(["voice"] if "voice_fusion" in streams else []),
+    ]
+
+
 def _write_outputs(
-    result, cfg, model, tubes_dir, split, val_clips, test_clips, temperature, run_id, streams
+    result, cfg, model, tubes_dir, split, val_clips, test_clips, temperature, run_id, streams, voice
 ) -> None:
     out_dir = result.model_path.parent
     fps = _tube_fps(split.train[0].tube)
@@ -353,12 +405,17 @@ def _write_outputs(
         metrics=_headline(result.metrics),
         data={"tubes": tubes_dir.name, **split.counts},
         train_params=cfg.model_dump(mode="json"),
+        modalities=_modalities(streams),
     )
     # Lineage: explain and serving find the model's MLflow run from the artifact alone.
     meta["mlflow"] = {"run_id": run_id}
     # The endpoint extracts tubes with exactly these params (FacetubesConfig without workers).
     meta["face_tubes"] = _tube_params_of(tubes_dir)
     meta["lineage"] = training_lineage(cfg, tubes_dir, split)  # data version + every video's sha256
+    if streams and "voice_stream" in streams:
+        # ... and measures an upload's voice with exactly these (the voice table's params and version).
+        meta["voice"] = voice.lineage()
+        meta["lineage"]["voice"] = {k: v for k, v in meta["voice"].items() if k != "params"}
     verify_model(model.cpu(), meta)
     write_metadata(result.metadata_path, meta)
     result.metrics_path.write_text(jsonio.dumps(result.metrics))  # standard JSON: null + reason, never NaN
@@ -372,17 +429,45 @@ def _write_outputs(
     (out_dir / "history.json").write_text(jsonio.dumps(result.history))
 
 
-def _stream_metrics(val_clips: pd.DataFrame, test_clips: pd.DataFrame, fusion: dict) -> dict:
-    """Each stream alone on the test fold (subject AUROC), beside the fused model: the ablation for free."""
+def _stream_metrics(test_clips: pd.DataFrame, streams: dict, voice_note: str | None = None) -> dict:
+    """Each stream alone on the test fold (subject AUROC), beside the fused model: the ablation for free.
+
+    ``visual`` is the model without the voice; ``voice`` (and ``voiced_subjects``) count only the test
+    subjects with voice, the others have no voice margin."""
     from hypomimia.learning.metrics import auroc
 
+    fusion, voice_fusion = streams.get("fusion"), streams.get("voice_fusion")
+    video_t = (fusion or {}).get("video_temperature") or (voice_fusion or {}).get("visual_temperature", 1.0)
+    columns = [("video", "margin_video", video_t)]
+    if fusion:
+        columns.append(("landmarks", "margin_landmarks", 1.0))
+    if voice_fusion:
+        columns += [("visual", "margin_visual", 1.0), ("voice", "margin_voice", 1.0)]
+    columns.append(("fused", "margin", 1.0))
+
+    def subject_auroc(clips: pd.DataFrame, col: str, t: float) -> tuple[float, int]:
+        clips = clips[clips[col].notna()]
+        s = with_probability(clips.assign(margin=clips[col]), t).groupby("subject_id")
+        s = s.agg(label=("label", "first"), p=("p", "mean"))
+        return auroc(s["label"].to_numpy(), s["p"].to_numpy()), len(s)
+
     out = {}
-    for name, col, t in (("video", "margin_video", fusion["video_temperature"]), ("landmarks", "margin_landmarks", 1.0),
-                         ("fused", "margin", 1.0)):  # fmt: skip
-        subj = with_probability(test_clips.assign(margin=test_clips[col]), t).groupby("subject_id")
-        s = subj.agg(label=("label", "first"), p=("p", "mean"))
-        out[name] = {"test_subject_auroc": auroc(s["label"].to_numpy(), s["p"].to_numpy())}
-    out["fusion"] = fusion
+    for name, col, t in columns:
+        if col in test_clips:
+            value, n = subject_auroc(test_clips, col, t)
+            out[name] = {"test_subject_auroc": value, "subjects": n}
+    if voice_fusion:
+        with_voice = test_clips.loc[test_clips["margin_voice"].notna(), "subject_id"].unique()
+        voiced = test_clips[test_clips["subject_id"].isin(with_voice)]  # their videos without voice too
+        out["voiced_subjects"] = {
+            name: subject_auroc(voiced, col, 1.0)[0] for name, col in (("visual", "margin_visual"), ("fused", "margin"))
+        } | {"subjects": int(voiced["subject_id"].nunique())}  # fmt: skip
+    if fusion:
+        out["fusion"] = fusion
+    if voice_fusion:
+        out["voice_fusion"] = voice_fusion
+    if voice_note:
+        out["voice"] = {"test_subject_auroc": None, "skipped": voice_note}
     return out
 
 
