@@ -13,7 +13,7 @@
 #   natural:      the shipped phantom (params.yaml unchanged, every cue): no target, the study's comparison
 #                 table on the natural data (add r3d18 with KNOWN_ANSWER_MODELS; it is the costly one on CPU).
 #                 3 training seeds (KNOWN_ANSWER_SEEDS overrides; the other settings: 1), 4 folds pooled.
-#                 These two turn the voice stream on (train.voice_stream; params.yaml keeps it off until it is
+#                 audio_only and video_only turn the voice stream on (train.voice_stream; params.yaml keeps it off until it is
 #                 measured); evaluate adds the voice model and the derived rows i3d_without_voice /
 #                 i3d_video_stream, paired on the same folds.
 # Runs the demo's stages with the demo's params (plus the setting) into work/known_answer/<setting>/,
