@@ -56,7 +56,7 @@ class LandmarkStreamConfig(Section):
         "fuse its margin with the network's (the shipped recipe; docs/training.md). Only the i3d has it",
     )
     fusion_c: float = Field(
-        0.03,
+        1.0,
         gt=0.0,
         description="inverse L2 strength of the stacking regression that weighs the two standardised streams "
         "on the validation fold's clips (smaller: more cautious weights and probabilities)",
