@@ -38,6 +38,9 @@ if setting == "dynamic_only":
     p["phantom"]["dynamic_only"] = True
 elif setting == "no_cue":
     p["phantom"]["cues"] = {k: False for k in p["phantom"]["cues"]}
+    # the voice's cues too: its rate cue slows the speech clips' lips and jaw with the voice (phantom/voice.py),
+    # a visible cue (measured: with it on, the no-cue phantom's PD speech_speed was 0.46-0.81, the controls' 0.84-1.02)
+    p["phantom"]["voice"]["cues"] = {k: False for k in p["phantom"]["voice"]["cues"]}
 elif setting in ("eyes_only", "mouth_only"):
     p["phantom"]["cue_region"] = setting.removesuffix("_only")
     # A region cue is subtler than the whole-face one: 4 demo epochs left the first region models at
