@@ -110,7 +110,7 @@ class AudioTrack:
 
 
 @contextmanager
-def _ffmpeg_portable_kernels():
+def ffmpeg_portable_kernels():
     """FFmpeg's C code instead of the SIMD kernels it picks for this CPU, while a codec opens.
 
     FFmpeg's AAC encoder runs float MDCTs whose AVX2/FMA3 kernels round differently from the SSE2/C
@@ -147,7 +147,7 @@ def _audio_packets(out, audio: AudioTrack) -> list:
     ctx.layout, ctx.bit_rate = "mono", audio.bitrate
     ctx.flags |= av.codec.context.Flags.bitexact
     ctx.thread_count = 1
-    with _ffmpeg_portable_kernels():
+    with ffmpeg_portable_kernels():
         ctx.open()
     pcm = np.asarray(audio.samples, np.int16).astype(np.float32) / 32768.0  # exact in float32
     packets = []

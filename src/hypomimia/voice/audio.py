@@ -19,7 +19,7 @@ import av
 import numpy as np
 
 # one switch for the package's FFmpeg kernels: the phantom's AAC encoder pins them the same way
-from hypomimia.data.video import _ffmpeg_portable_kernels as ffmpeg_portable_kernels
+from hypomimia.data.video import ffmpeg_portable_kernels
 
 # 2^15 levels per unit: the resolution of 16-bit audio, far finer than any measure needs and far
 # coarser than the last-bit differences between CPUs
