@@ -128,3 +128,20 @@ def test_config_refuses_an_empty_pitch_range_and_formants_above_nyquist():
         VoiceConfig(f0_min_hz=300.0, f0_max_hz=200.0)
     with pytest.raises(ValidationError, match="Nyquist"):
         VoiceConfig(sample_rate=8000, formant_ceiling_hz=5500.0)
+
+
+def test_measuring_egemaps_leaves_pyyaml_sorting_keys():
+    """openSMILE's import chain (audformat -> oyaml) re-registers PyYAML's dict representer process-wide;
+    KFP's compiler then wrote the pipeline packages in another key order (a CI failure, 2026-12-07)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import yaml\n"
+        "from hypomimia.voice.features import egemaps_names\n"
+        "assert len(egemaps_names()) == 88\n"
+        "print(yaml.safe_dump({'b': 1, 'a': 2}) + yaml.dump({'d': 1, 'c': 2}), end='')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout == "a: 2\nb: 1\nc: 2\nd: 1\n"

@@ -21,6 +21,7 @@ before it is written, so the same audio gives the same bytes on any CPU.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from typing import Any
@@ -217,11 +218,27 @@ def snapped(value: float | None, grid: float) -> float | None:
 _SMILE: Any = None
 
 
+@contextlib.contextmanager
+def _pyyaml_untouched():
+    """openSMILE imports audformat, which imports oyaml, which re-registers PyYAML's dict representer for the
+    whole process (insertion order instead of sorted keys). KFP's compiler then writes other bytes: the
+    checked-in pipeline packages stopped matching in any process that had measured eGeMAPS. Put it back."""
+    import yaml
+
+    saved = {d: dict(d.yaml_representers) for d in (yaml.Dumper, yaml.SafeDumper)}
+    try:
+        yield
+    finally:
+        for dumper, representers in saved.items():
+            dumper.yaml_representers = representers
+
+
 def _smile() -> Any:
     """One openSMILE extractor per process: building it costs about a second."""
     global _SMILE
     if _SMILE is None:
-        import opensmile
+        with _pyyaml_untouched():
+            import opensmile
 
         _SMILE = opensmile.Smile(
             feature_set=opensmile.FeatureSet.eGeMAPSv02, feature_level=opensmile.FeatureLevel.Functionals
