@@ -76,7 +76,7 @@ hypomimia voice --params "$out/params.yaml" --ingest "$out/ingest" --out "$out/v
 hypomimia validate --params "$out/params.yaml" --ingest "$out/ingest" --tubes "$out/facetubes" --voice "$out/voice" \
   --out "$out/validate"
 folds=("$@")
-if [ ${#folds[@]} -eq 0 ] && [[ $setting == *_only && $setting != dynamic_only ]]; then
+if [ ${#folds[@]} -eq 0 ] && [[ $setting == eyes_only || $setting == mouth_only ]]; then
   folds=(0)  # a region known answer needs one trained model and its held-out fold
 fi
 if [ ${#folds[@]} -eq 0 ]; then
