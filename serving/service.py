@@ -117,7 +117,9 @@ class Gateway:
             voice = await anyio.to_thread.run_sync(pr.voice_row, video, self.served)  # None: no voice stream
             clips = pr.clip_frames(tube.frames, self.served)
             answer = await self._answer(clips, landmark, voice)
-            audio = await anyio.to_thread.run_sync(pr.audio_facts, upload, video, VOICE)  # for the log
+            # for the log; a model with the voice stream measured this sound already, with these params
+            measured = voice if self.served.voice_config == VOICE else None
+            audio = await anyio.to_thread.run_sync(pr.audio_facts, upload, video, VOICE, measured)
             return answer, pr.quality_summary(tube), audio
 
         return await self._respond("predict", ctx, subject_ref, session, work)

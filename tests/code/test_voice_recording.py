@@ -77,6 +77,8 @@ def test_the_endpoint_logs_what_the_voice_stage_measures(tmp_path):
     logged = audio_facts(probe(clip), clip, CFG)
     assert logged["has_audio"] and logged["sample_rate"] == SR and logged["voice_status"] == "measured"
     assert logged["snr_db"] == row["snr_db"] and np.isfinite(logged["loudness_lufs"])
+    # the endpoint with a voice model logs its row instead of listening again: the same record
+    assert audio_facts(probe(clip), clip, CFG, measured=row) == logged
     silent = write_clip(tmp_path / "silent.mp4")
     assert audio_facts(probe(silent), silent, CFG) == {"has_audio": False}
     assert listen(silent, CFG)["status"] == "no_audio"

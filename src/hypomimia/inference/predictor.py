@@ -509,12 +509,14 @@ def quality_summary(tube) -> dict[str, Any]:
     return out
 
 
-def audio_facts(upload, path: Path, voice) -> dict[str, Any]:
+def audio_facts(upload, path: Path, voice, measured: dict[str, Any] | None = None) -> dict[str, Any]:
     """The upload's sound for the prediction log (``prediction_log.AudioFacts``): the stream facts of
     ``upload`` (the Probe :func:`check_upload` returned) and :func:`hypomimia.voice.clip.listen` with
-    ``voice`` (a VoiceConfig, the voice stage's params). A clip without audio gives ``has_audio``
-    false and nulls. Never raises: a voice analysis that fails logs ``voice_status: failed`` and the
-    answer goes out as it would have."""
+    ``voice`` (a VoiceConfig, the voice stage's params). ``measured``: the upload's voice row when
+    :func:`voice_row` already measured it with these same params; its numbers are logged rather than
+    decoding and listening again. A clip without audio gives ``has_audio`` false and nulls. Never
+    raises: a voice analysis that fails logs ``voice_status: failed`` and the answer goes out as it
+    would have."""
     import math
 
     def finite(x):
@@ -533,13 +535,13 @@ def audio_facts(upload, path: Path, voice) -> dict[str, Any]:
         "clipped_share": finite(upload.audio_clipped_share),
     }
     try:
-        from hypomimia.voice.clip import listen
+        from hypomimia.voice.clip import heard, listen
 
-        heard = listen(path, voice)
+        sound = heard(measured) if measured is not None else listen(path, voice)
     except Exception as e:  # the voice must never cost the answer
         log.warning("audio facts failed: %s", type(e).__name__)
         return facts | {"voice_status": "failed"}
-    return facts | {"voice_status": heard.pop("status")} | heard
+    return facts | {"voice_status": sound.pop("status")} | sound
 
 
 def predict_video(path: Path, model: ServedModel, limits: ServeConfig | None = None) -> dict[str, Any]:

@@ -58,6 +58,15 @@ def measure_video(path: str | Path, cfg: VoiceConfig) -> dict[str, Any]:
     return row | {"seconds": time.perf_counter() - t0}
 
 
+# What listen() measures; a voice row holds the same keys with the same numbers.
+HEARD = ("status", "voiced_s", *RECORDING, "intensity_db", "f0_mean_hz", "f0_sd_st")
+
+
+def heard(row: dict[str, Any]) -> dict[str, Any]:
+    """listen()'s answer taken from a voice row :func:`measure_video` already made with the same params."""
+    return {k: row.get(k) for k in HEARD}
+
+
 def listen(path: str | Path, cfg: VoiceConfig) -> dict[str, Any]:
     """What the endpoint logs of an upload's voice for drift monitoring (docs/monitoring.md, "Audio
     drift"): ``status`` (measured | no_audio | no_voice | failed), ``voiced_s``, the recording's
@@ -65,8 +74,7 @@ def listen(path: str | Path, cfg: VoiceConfig) -> dict[str, Any]:
     ``f0_sd_st``. The voice stage's own functions on the same decode and voice activity, so a clip
     logs the numbers its ``voice.parquet`` row holds; formants, jitter, shimmer and HNR are left out
     (nine tenths of :func:`measure_video`'s time)."""
-    out: dict[str, Any] = {"status": None, "voiced_s": None, **dict.fromkeys(RECORDING),
-                           "intensity_db": None, "f0_mean_hz": None, "f0_sd_st": None}  # fmt: skip
+    out: dict[str, Any] = dict.fromkeys(HEARD)
     try:
         audio = decode_audio(path, cfg.sample_rate, cfg.max_seconds)
     except AudioUnreadable:
