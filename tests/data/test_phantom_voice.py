@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _study(root: Path, **overrides) -> Path:
-    run(tiny(tasks=["speech"], **overrides), root, progress=False)
+    run(tiny(**({"tasks": ["speech"]} | overrides)), root, progress=False)
     return root
 
 
@@ -53,7 +53,9 @@ def natural(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def audio_only(tmp_path_factory) -> Path:
-    return _study(tmp_path_factory.mktemp("audio_only"), subjects=2, audio_only=True)
+    # v00 speaks, v01 rests: the silent task is where twins' clips could be byte duplicates
+    return _study(tmp_path_factory.mktemp("audio_only"), subjects=2, audio_only=True, videos_per_subject=2,
+                  tasks=["speech", "rest"])
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +122,20 @@ def test_audio_only_twins_have_identical_videos_and_voices_apart_by_the_disease(
     assert heard["pd"]["f0_sd_st"] < 0.8 * heard["control"]["f0_sd_st"]
     assert heard["pd"]["hnr_db"] < heard["control"]["hnr_db"] - 1.0
     assert heard["pd"]["vowel_dispersion_hz"] < 0.95 * heard["control"]["vowel_dispersion_hz"]
+
+
+def test_audio_only_twins_silent_clips_differ_by_room_tone_alone(audio_only: Path):
+    """A clip nobody speaks in still has its subject's own room tone, so twins' files are never byte
+    duplicates (ingest would quarantine one and the label would follow which clips survive)."""
+    pd, control = (audio_only / "videos" / f"{v}.mp4" for v in ("ph_s000_v01", "ph_s001_v01"))
+    assert _truth(audio_only, "ph_s000_v01")["task"] == "rest"
+    assert _video_packets(pd) == _video_packets(control) and pd.read_bytes() != control.read_bytes()
+    for path, video_id in ((pd, "ph_s000_v01"), (control, "ph_s001_v01")):
+        samples, rate = read_audio(path)
+        truth = _truth(audio_only, video_id)["audio"]
+        assert truth["speech"] is None and rate == 16000
+        # room tone only: 25-35 dB SPL, far below speech (60+ dB)
+        assert 20 * np.log10(np.sqrt(np.mean(samples**2)) / 2e-5) < 40
 
 
 def test_video_only_pairs_share_one_voice_without_the_disease(video_only: Path):
