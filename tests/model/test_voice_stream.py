@@ -143,6 +143,30 @@ def test_endpoint_measures_the_same_voice_margin_as_training_and_says_what_it_us
     assert set(shown["contributions"]) == set(served.voice_stream.measures)
 
 
+@pytest.mark.realfaces
+def test_real_talking_heads_are_answered_with_their_voice_and_without_it(trained, realfaces_dir, tmp_path):
+    """Real clips (44.1 kHz AAC, 16 kHz AAC under MPEG-4 video): the endpoint's whole path uses the voice,
+    says so, and the same clip without its sound track is answered from the face alone, with a note."""
+    from hypomimia.data.video import replace_audio
+    from hypomimia.inference import predictor as pr
+
+    served = pr.load_served_model(trained.model_path.parent)
+    for name in ("lp_d20.mp4", "st_WDA_AlexandriaOcasioCortez_000.mp4"):
+        out = pr.predict_video(realfaces_dir / name, served)
+        m = out["modalities"]
+        assert m["used"] == ["video", "voice"] and m["note"] == "fused: video and voice", (name, m)
+        assert m["voice"]["status"] == "measured" and 0.0 <= m["voice"]["p_pd"] <= 1.0
+        assert m["drove"] in ("video", "voice") and 0.0 <= out["p_pd"] <= 1.0
+        assert out["tube_quality"]["face_found_ratio"] > 0.9
+    silent = replace_audio(realfaces_dir / "lp_d20.mp4", tmp_path / "lp_d20_silent.mp4", None)
+    out = pr.predict_video(silent, served)
+    m = out["modalities"]
+    assert m["used"] == ["video"] and m["voice"]["p_pd"] is None
+    assert m["note"].startswith("answered from video only") and "no audio track" in m["note"]
+    # the same face: the visual margin is the answer, so only the voice term is gone
+    assert 0.0 <= out["p_pd"] <= 1.0 and out["tube_quality"]["face_found_ratio"] > 0.9
+
+
 def test_model_card_and_metadata_name_the_modalities_and_the_voice_features(trained):
     import json
 
