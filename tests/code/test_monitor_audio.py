@@ -4,6 +4,8 @@ included. No video (~10 s). The phantom known answers: tests/data/test_monitor_a
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -11,6 +13,7 @@ import pytest
 
 from hypomimia.config.monitor import MonitorConfig
 from hypomimia.inference import prediction_log as plog
+from hypomimia.monitoring.audio import NO_VOICE_STREAM
 from hypomimia.monitoring.decision import decide
 from hypomimia.monitoring.drift import compare, headline_html
 from hypomimia.monitoring.window import from_prediction_log
@@ -121,17 +124,129 @@ def test_without_the_voice_table_snr_is_not_tested_and_the_reason_says_so(refere
     assert "hypomimia monitor --voice" in summary["audio"]["not_tested"]["audio_snr_db"]
 
 
-def test_the_voice_model_hook_tests_its_outputs_as_model_drift():
-    """p_pd_voice is the contract: once the log and the reference carry it, it is tested like p_pd."""
+def test_the_voice_model_outputs_are_model_drift_a_shift_retrains():
+    """Known answer: a window whose voice P(PD) moved (0.3 -> 0.8 for every subject) retrains on
+    p_pd_voice alone; the same window unshifted is tested and raises nothing."""
     ref = clips(30, 2, seed=11, voice=0.3)
     summary, d = run(ref, clips(6, 3, seed=12, voice=0.3))
-    assert summary["audio"]["columns"]["p_pd_voice"]["tested"] and d.outcome == "ok"
+    v = summary["audio"]["columns"]["p_pd_voice"]
+    assert v["kind"] == "voice_model" and v["tested"] and not v["drifted"] and d.outcome == "ok"
+    assert summary["tests"] == 4 and summary["audio"]["tests"] == 3  # blur, loudness, SNR, p_pd_voice
+    assert summary["audio"]["voice_model"] == {
+        "tested": True, "skipped": "", "note": "",
+        "counts": {"reference": {"clips_with_voice_p": 60, "subjects_with_voice_p": 30},
+                   "current": {"clips_with_voice_p": 18, "subjects_with_voice_p": 6}},
+    }  # fmt: skip
     summary, d = run(ref, clips(6, 3, seed=13, voice=0.8))
+    v = summary["audio"]["columns"]["p_pd_voice"]
+    assert v["drifted"] and v["p_value"] < summary["per_test_alpha"]
+    assert v["reference_median"] == pytest.approx(0.3, abs=0.05)
+    assert v["current_median"] == pytest.approx(0.8, abs=0.1)
     assert d.outcome == "retrain" and d.drivers == ["p_pd_voice"]  # model-side: one is enough
     assert "voice model's outputs moved" in d.reasons[0]
-    assert (
-        "p_pd_voice" not in run(ref.drop(columns="p_pd_voice"), clips(6, 3, seed=12))[0]["audio"]["columns"]
-    )
+
+
+def test_the_voice_outputs_count_their_own_subjects_not_has_audio():
+    """Only clips with a voice P(PD) count; has_audio unknown (an ingest from before issue 25) skips the
+    audio facts, not the voice model's outputs."""
+    ref = clips(30, 2, seed=11, voice=0.3).assign(has_audio=None)
+    summary, d = run(ref, clips(6, 3, seed=13, voice=0.8))
+    assert summary["audio"]["skipped"].startswith("too few clips with audio: reference 0 clips")
+    assert summary["audio"]["tests"] == 1 and d.drivers == ["p_pd_voice"]
+    # half the window's clips unheard by the voice stream (no voiced speech): the others still test it
+    half = clips(6, 4, seed=12, voice=0.3)
+    half.loc[half.index % 2 == 1, "p_pd_voice"] = np.nan
+    summary, _ = run(clips(30, 2, seed=11, voice=0.3), half)
+    counts = summary["audio"]["voice_model"]["counts"]["current"]
+    assert counts == {"clips_with_voice_p": 12, "subjects_with_voice_p": 6}
+    assert summary["audio"]["columns"]["p_pd_voice"]["tested"]
+
+
+def test_a_log_without_voice_p_skips_the_voice_test_with_the_reason():
+    ref = clips(30, 2, seed=11, voice=0.3)
+    # a voice model's log whose uploads had no voiced speech: the window has no voice P(PD)
+    summary, d = run(ref, clips(6, 3, seed=12, voice=0.3).assign(p_pd_voice=np.nan))
+    voice = summary["audio"]["voice_model"]
+    assert not voice["tested"] and "p_pd_voice" not in summary["audio"]["columns"] and d.outcome == "ok"
+    assert voice["skipped"].startswith("too few subjects with a voice P(PD): window 0 clips of 0 subjects")
+    assert "monitor.audio_min_subjects is 5" in voice["skipped"]
+    assert summary["audio"]["not_tested"]["p_pd_voice"] == voice["skipped"]
+    assert summary["tests"] == 3  # it left the family
+    assert "Voice model: too few subjects" in headline_html(d.as_dict(), summary)
+    # a reference scored without its voice table: the reason names the fix
+    summary, _ = run(ref.drop(columns="p_pd_voice"), clips(6, 3, seed=12, voice=0.3))
+    assert "reference 0 clips of 0 subjects" in summary["audio"]["voice_model"]["skipped"]
+    assert "hypomimia monitor --voice" in summary["audio"]["voice_model"]["skipped"]
+
+
+def test_no_voice_p_on_either_side_is_a_model_without_a_voice_stream(reference):
+    summary, d = run(reference, clips(6, 3, seed=12).assign(p_pd_voice=np.nan))
+    voice = summary["audio"]["voice_model"]
+    assert voice["note"] == NO_VOICE_STREAM and not voice["tested"] and not voice["skipped"]
+    assert summary["audio"]["not_tested"]["p_pd_voice"] == NO_VOICE_STREAM and d.outcome == "ok"
+    assert "Voice model" not in headline_html(d.as_dict(), summary)
+
+
+def _served_with_voice():
+    """A model with the voice stream, set by hand (quieter: PD), and a net that gives every clip the same
+    video margin: what the Scorer and the endpoint both run."""
+    import torch
+
+    from hypomimia.config.facetubes import FacetubesConfig
+    from hypomimia.config.voice import VoiceConfig
+    from hypomimia.inference import predictor as pr
+    from hypomimia.models.fusion import VoiceFusion, VoiceStream
+    from hypomimia.voice.schema import FEATURE_VERSION
+
+    def forward_all(x):
+        n = x.shape[0]
+        return {"logits": torch.tensor([[0.0, 0.4]]).repeat(n, 1), "embedding": torch.ones(n, 3)}
+
+    stream = VoiceStream(("intensity_db",), (70.0,), (5.0,), (-1.0,), 0.0, 1.0, FEATURE_VERSION)
+    fusion = VoiceFusion(0.0, 1.0, 0.0, 1.0, visual_coef=1.0, voice_coef=1.0, bias=0.0, visual_temperature=1.0,
+                         c=1.0, method="stacking", voiced_subjects={})  # fmt: skip
+    return pr.ServedModel(
+        net=SimpleNamespace(forward_all=forward_all), labels=("control", "pd"), frames=4, stride=1, size=8,
+        clips_per_video=2, temperature=1.0, abstain_band=0.1, face_tubes=FacetubesConfig(), metadata={},
+        metrics={}, source=pr.ModelSource("m", None, None, "here"), folder=Path("."), voice_stream=stream,
+        voice_fusion=fusion, voice_config=VoiceConfig(),
+    )  # fmt: skip
+
+
+def test_the_log_and_the_scorer_give_the_same_p_pd_voice(tmp_path):
+    """The endpoint's answer -> log_modalities -> prediction log -> window table carries p_pd_voice; the
+    Scorer (reference, batch) reads the same number for the same voice row; unheard clips are NaN, and a
+    model without the voice stream gives no voice P(PD) at all."""
+    from dataclasses import replace
+
+    from hypomimia.inference import predictor as pr
+    from hypomimia.monitoring.scoring import Scorer
+
+    served = _served_with_voice()
+    frames = np.zeros((12, 8, 8, 3), np.uint8)
+    tubes = {}
+    for vid in ("loud", "quiet", "silent"):
+        tubes[vid] = tmp_path / f"{vid}.npz"
+        np.savez(tubes[vid], frames=frames, fps=np.float32(25))
+    rows = {"loud": {"video_id": "loud", "status": "measured", "intensity_db": 75.0},
+            "quiet": {"video_id": "quiet", "status": "measured", "intensity_db": 60.0},
+            "silent": {"video_id": "silent", "status": "no_audio", "intensity_db": None}}  # fmt: skip
+    when = datetime(2026, 3, 1, tzinfo=UTC)
+    for vid, row in rows.items():
+        a = pr.answer(served, pr.forward(served, pr.clip_frames(frames, served)), None, row)
+        plog.append(plog.PredictionRecord(request_id=vid, time=when, outcome="ok", p_pd=a["p_pd"],
+                                          label=a["label"], **pr.log_modalities(a)), tmp_path / "log")  # fmt: skip
+    logged = from_prediction_log(plog.read(tmp_path / "log")).set_index("video_id")["p_pd_voice"]
+    # the voice stream's P(PD): sigmoid(-(intensity - 70) / 5); PD is quieter
+    assert logged["loud"] == pytest.approx(1 / (1 + np.exp(1.0)))
+    assert logged["quiet"] == pytest.approx(1 / (1 + np.exp(-2.0)))
+    assert np.isnan(logged["silent"])
+    table = pd.DataFrame({"video_id": list(tubes), "tube": [str(t) for t in tubes.values()]})
+    scored = Scorer(served).score(table, pd.DataFrame(list(rows.values())[:2]))[0].set_index("video_id")
+    assert scored["p_pd_voice"].loc[["loud", "quiet"]].tolist() == logged.loc[["loud", "quiet"]].tolist()
+    assert np.isnan(scored.loc["silent", "p_pd_voice"])  # no row in the voice table: the face alone
+    video_only = replace(served, voice_stream=None, voice_fusion=None)
+    assert "p_pd_voice" not in Scorer(video_only).score(table)[0]
 
 
 def test_the_headline_of_drift_html_names_the_audio_tests(reference):

@@ -165,6 +165,38 @@ def test_real_talking_heads_are_answered_with_their_voice_and_without_it(trained
     assert m["note"].startswith("answered from video only") and "no audio track" in m["note"]
     # the same face: the visual margin is the answer, so only the voice term is gone
     assert 0.0 <= out["p_pd"] <= 1.0 and out["tube_quality"]["face_found_ratio"] > 0.9
+def test_the_monitor_scores_the_voice_models_outputs_on_both_sides(trained, world, caplog):
+    """The monitor's reference (the held-out folds) and a batch window, scored with the voice table, carry
+    p_pd_voice: sigmoid of training's voice margin for the speech clips, NaN for the silent ones, and the
+    voice test runs (on its own subjects: this ingest has no audio facts). Without the table the monitor
+    warns, the voice P(PD) is missing and the test is skipped with the fix."""
+    from hypomimia.config.monitor import MonitorConfig
+    from hypomimia.monitoring.drift import compare
+    from hypomimia.monitoring.scoring import Scorer
+    from hypomimia.stages.monitor import current_table, reference_table
+
+    tubes_dir, ingest_dir, voice_dir, _ = world
+    cfg = MonitorConfig(min_window=5, audio_min_subjects=3)
+    scorer = Scorer.load(trained.model_path)
+    ref = reference_table(cfg, ingest_dir, tubes_dir, scorer, voice_dir)
+    held = ref[ref["p_pd"].notna()].set_index("video_id")
+    speech = held.index.str.endswith("_v0")
+    assert speech.sum() >= 3 and held.loc[speech, "p_pd_voice"].notna().all()
+    assert held.loc[~speech, "p_pd_voice"].isna().all()
+    preds = pd.read_parquet(trained.model_path.parent / "predictions.parquet")
+    margin = preds.groupby("video_id")["margin_voice"].first()
+    both = held.index[speech].intersection(margin.index)
+    assert len(both) >= 2
+    np.testing.assert_allclose(held.loc[both, "p_pd_voice"], 1 / (1 + np.exp(-margin[both])), rtol=1e-12)
+    window = current_table(cfg, ingest_dir, tubes_dir, None, None, scorer, voice_dir)[0]
+    assert window["p_pd_voice"].notna().sum() == window["video_id"].str.endswith("_v0").sum()
+    summary = compare(ref, window, cfg).summary
+    assert summary["audio"]["skipped"] and summary["audio"]["columns"]["p_pd_voice"]["tested"]
+    with caplog.at_level("WARNING", logger="hypomimia.stages.monitor"):
+        faceless = reference_table(cfg, ingest_dir, tubes_dir, scorer, None)
+    assert "no voice table was given (--voice)" in caplog.text and faceless["p_pd_voice"].isna().all()
+    skipped = compare(faceless, window, cfg).summary["audio"]["voice_model"]["skipped"]
+    assert "reference 0 clips of 0 subjects" in skipped and "hypomimia monitor --voice" in skipped
 
 
 def test_model_card_and_metadata_name_the_modalities_and_the_voice_features(trained):

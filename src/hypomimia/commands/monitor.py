@@ -153,6 +153,8 @@ def print_summary(r) -> None:
         )
         if sound.get("skipped"):
             console.print(f"audio: {sound['skipped']}", highlight=False, markup=False)
+        if (sound.get("voice_model") or {}).get("skipped"):
+            console.print(f"voice model: {sound['voice_model']['skipped']}", highlight=False, markup=False)
     colour = {"ok": "green", "warn": "yellow", "retrain": "red", "too_small": "yellow"}[r.decision.outcome]
     console.print(f"decision: [{colour}]{r.decision.outcome}[/{colour}]" +
                   (f" driven by {', '.join(r.decision.drivers)}" if r.decision.drivers else ""))  # fmt: skip

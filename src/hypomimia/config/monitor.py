@@ -52,7 +52,8 @@ class MonitorConfig(Section):
         5,
         ge=2,
         description="fewer subjects with audio in the window or the reference -> the audio tests (loudness, "
-        "SNR, bandwidth, clipping, sample rate) are skipped with the reason, not failed",
+        "SNR, bandwidth, clipping, sample rate) are skipped with the reason, not failed; fewer with a voice "
+        "P(PD) -> the voice model's outputs (p_pd_voice) likewise",
     )
     seed: int = Field(0, ge=0, description="seed of reference sampling and bootstrap nulls")
     # Patient course

@@ -188,11 +188,14 @@ def read(
 
 def to_frame(records: list[PredictionRecord]) -> pd.DataFrame:
     """One row per record; ``tube_quality`` flattened to ``q_<metric>`` columns, ``audio`` to
-    ``audio_<fact>`` (``has_audio`` as it is; all null for a record without audio facts), the embedding
-    kept as a list."""
+    ``audio_<fact>`` (``has_audio`` as it is; all null for a record without audio facts), ``voice`` to
+    ``p_pd_voice`` (the voice stream's P(PD) as the answer gave it; null without a voice stream, or for a
+    clip it did not hear) and ``voice_model_status``, the embedding kept as a list."""
     rows: list[dict[str, Any]] = []
     for r in records:
-        row = r.model_dump(exclude={"tube_quality", "audio"})
+        row = r.model_dump(exclude={"tube_quality", "audio", "voice"})
+        # p_pd_voice: the name audio drift tests (monitoring.audio.VOICE_OUTPUT)
+        row.update(p_pd_voice=r.voice.get("p_pd"), voice_model_status=r.voice.get("status"))
         row.update({f"q_{k}": v for k, v in r.tube_quality.items()})
         audio = r.audio.model_dump() if r.audio is not None else dict.fromkeys(AudioFacts.model_fields)
         row.update({k if k == "has_audio" else f"audio_{k}": v for k, v in audio.items()})

@@ -13,15 +13,21 @@ window's Bonferroni family:
 * the share of clips with audio (``audio_share``): per subject, the share of its clips with a sound
   track, K-S (ties make it conservative). It counts every clip whose ``has_audio`` is known, so a
   window whose uploads lost their sound is a finding (like lost videos), not a skipped test;
-* the voice model's outputs (:data:`VOICE_OUTPUTS`), K-S on the subjects' means: **a hook**. The
-  voice model is not built yet; once the log and the reference carry ``p_pd_voice`` (the name is
-  the contract), it is tested as model-output drift (a retrain driver) with no change here.
+* the voice model's outputs (:data:`VOICE_OUTPUT`, ``p_pd_voice``: the voice stream's own P(PD)),
+  K-S on the subjects' means over the clips the voice stream heard (those with a ``p_pd_voice``,
+  whatever ``has_audio`` says). The window's comes from the prediction log (the answer's
+  ``modalities.voice.p_pd``, logged by ``predictor.log_modalities``), the reference's and a batch's
+  from :class:`hypomimia.monitoring.scoring.Scorer`, which reads the same number off the same
+  ``answer()`` given the voice table's rows. It is a model output: a drift retrains.
 
 The tests over clips with audio are **skipped, not failed**, with the reason in ``drift.json``,
 when the window or the reference has fewer than ``monitor.audio_min_subjects`` subjects with audio
 (K-S cannot reach the per-test level on a handful of people: 4 vs 8 subjects bottom out at
-p = 2/495). A column absent from one side (no voice table for the reference: no SNR) or constant
-and equal on both (every clip at 16 kHz) is shown, not tested. ``audio_intensity_db`` and
+p = 2/495). The voice model's outputs count their own subjects (those with a voice P(PD)), with
+the same minimum: fewer on either side -> skipped with the reason (``drift.json``'s
+``audio.voice_model``); none on both sides -> not tested, the model has no voice stream. A column
+absent from one side (no voice table for the reference: no SNR) or constant and equal on both
+(every clip at 16 kHz) is shown, not tested. ``audio_intensity_db`` and
 ``audio_f0_sd_st`` are shown as medians only: intensity repeats loudness, and F0 SD is the voice
 model's input, whose drift its outputs will show.
 
@@ -45,7 +51,8 @@ NUMERIC = ("audio_loudness_lufs", "audio_snr_db", "audio_hf_share_db", "audio_cl
 CATEGORICAL = ("audio_sample_rate",)
 SHARE = "audio_share"  # per subject: the share of its clips that have a sound track
 SHOWN = ("audio_intensity_db", "audio_f0_sd_st")  # medians in drift.json, not tested
-VOICE_OUTPUTS = ("p_pd_voice",)  # the voice model's P(PD), once it is served and logged (the hook)
+VOICE_OUTPUT = "p_pd_voice"  # the voice stream's P(PD): the log's voice.p_pd, the Scorer's on a batch
+NO_VOICE_STREAM = "not tested: the model has no voice stream (no voice P(PD) in the window or the reference)"
 # facts that only the voice table (reference) or the endpoint's listen() (log) give
 FROM_VOICE_TABLE = ("audio_snr_db", "audio_hf_share_db", "audio_intensity_db", "audio_f0_sd_st")
 
@@ -57,11 +64,13 @@ class AudioPlan:
     numeric: list[str] = field(default_factory=list)  # K-S, over subjects with audio
     categorical: list[str] = field(default_factory=list)  # permutation chi-square, subjects with audio
     share: bool = False  # K-S on the subjects' share of clips with audio
-    voice: list[str] = field(default_factory=list)  # the voice model's outputs (hook)
+    voice: list[str] = field(default_factory=list)  # the voice model's outputs, K-S on subjects' means
     shown: list[str] = field(default_factory=list)  # present, reported, not tested
     skipped: str = ""  # why the tests over clips with audio do not run ('' when they do)
+    voice_skipped: str = ""  # why the voice model's outputs are not tested for too few subjects
     notes: dict[str, str] = field(default_factory=dict)  # column -> why it is not tested
     counts: dict[str, Any] = field(default_factory=dict)
+    voice_counts: dict[str, Any] = field(default_factory=dict)  # clips and subjects with a voice P(PD)
 
     @property
     def tests(self) -> int:
@@ -117,6 +126,7 @@ def plan(reference: pd.DataFrame, current: pd.DataFrame, cfg: MonitorConfig) -> 
     else:
         side = "reference" if not ref_known.any() else "window"
         out.notes[SHARE] = f"the {side} records no audio facts (ingest or a log from before issue 25)"
+    _plan_voice(out, reference, current, cfg)  # its own subjects: not skipped with the audio facts
     need = cfg.audio_min_subjects
     short = [
         f"{name} {c['clips_with_audio']} clips of {c['subjects_with_audio']} subjects"
@@ -129,16 +139,15 @@ def plan(reference: pd.DataFrame, current: pd.DataFrame, cfg: MonitorConfig) -> 
             f"{need}; loudness, SNR, bandwidth, clipping and sample rate are not tested"
         )
         return out
-    for col in (*NUMERIC, *CATEGORICAL, *VOICE_OUTPUTS, *SHOWN):
+    for col in (*NUMERIC, *CATEGORICAL, *SHOWN):
         r, c = _values(ref_audio, col), _values(cur_audio, col)
         if r.empty or c.empty:
-            if col not in VOICE_OUTPUTS:  # the hook stays silent until the voice model logs its outputs
-                side = "reference" if r.empty else "window"
-                out.notes[col] = f"not in the {side}" + (
-                    " (pass the voice table: hypomimia monitor --voice work/voice)"
-                    if side == "reference" and col in FROM_VOICE_TABLE
-                    else ""
-                )
+            side = "reference" if r.empty else "window"
+            out.notes[col] = f"not in the {side}" + (
+                " (pass the voice table: hypomimia monitor --voice work/voice)"
+                if side == "reference" and col in FROM_VOICE_TABLE
+                else ""
+            )
             continue
         if col in SHOWN:
             out.shown.append(col)
@@ -147,18 +156,58 @@ def plan(reference: pd.DataFrame, current: pd.DataFrame, cfg: MonitorConfig) -> 
             out.notes[col] = f"constant and equal in both ({r.iloc[0]})"
         elif col in CATEGORICAL:
             out.categorical.append(col)
-        elif col in VOICE_OUTPUTS:
-            out.voice.append(col)
         else:
             out.numeric.append(col)
     return out
 
 
+def _voiced(df: pd.DataFrame) -> np.ndarray:
+    """Per clip: whether the voice stream heard it (it has a voice P(PD))."""
+    if VOICE_OUTPUT not in df:
+        return np.zeros(len(df), dtype=bool)
+    return pd.to_numeric(df[VOICE_OUTPUT], errors="coerce").notna().to_numpy()
+
+
+def _plan_voice(out: AudioPlan, reference: pd.DataFrame, current: pd.DataFrame, cfg: MonitorConfig) -> None:
+    """Whether the voice model's outputs are tested: over the clips with a voice P(PD) on each side."""
+    for name, df in (("reference", reference), ("current", current)):
+        heard = _voiced(df)
+        out.voice_counts[name] = {"clips_with_voice_p": int(heard.sum()),
+                                  "subjects_with_voice_p": len(set(subject_keys(df)[heard]))}  # fmt: skip
+    ref_n, cur_n = (out.voice_counts[s]["subjects_with_voice_p"] for s in ("reference", "current"))
+    if not ref_n and not cur_n:
+        out.notes[VOICE_OUTPUT] = NO_VOICE_STREAM
+        return
+    need = cfg.audio_min_subjects
+    short = [
+        f"{name} {c['clips_with_voice_p']} clips of {c['subjects_with_voice_p']} subjects"
+        for name, c in (("window", out.voice_counts["current"]), ("reference", out.voice_counts["reference"]))
+        if c["subjects_with_voice_p"] < need
+    ]
+    if short:
+        hint = (
+            " (a model with the voice scores the reference with its voice table: hypomimia monitor --voice)"
+            if not ref_n
+            else ""
+        )
+        out.voice_skipped = (
+            f"too few subjects with a voice P(PD): {' and '.join(short)} have one, monitor.audio_min_subjects "
+            f"is {need}; the voice model's outputs (p_pd_voice) are not tested{hint}"
+        )
+        out.notes[VOICE_OUTPUT] = out.voice_skipped
+        return
+    r, c = _values(reference, VOICE_OUTPUT), _values(current, VOICE_OUTPUT)
+    if pd.concat([r, c]).nunique() == 1:
+        out.notes[VOICE_OUTPUT] = f"constant and equal in both ({r.iloc[0]})"
+        return
+    out.voice.append(VOICE_OUTPUT)
+
+
 def subject_columns(df: pd.DataFrame, audio: AudioPlan, keys: np.ndarray) -> pd.DataFrame:
     """One row per subject in sorted ``keys`` order (as :func:`drift.subject_table` orders them): the
-    median of each numeric fact and the mean voice-model output over the subject's clips with audio,
-    their most common sample rate (as text), and the share of its clips with audio. NaN / None for
-    a subject without audio."""
+    median of each numeric fact over the subject's clips with audio, their most common sample rate (as
+    text), the share of its clips with audio, and the mean voice-model output over the clips the voice
+    stream heard. NaN / None for a subject without audio (or without a voice P(PD))."""
     order = sorted(set(keys))
     out = pd.DataFrame(index=order)
     flag = has_audio(df).to_numpy()
@@ -167,8 +216,8 @@ def subject_columns(df: pd.DataFrame, audio: AudioPlan, keys: np.ndarray) -> pd.
     shown = [c for c in audio.shown if c != SHARE]
     for col in [*audio.numeric, *(c for c in shown if c not in CATEGORICAL)]:
         out[col] = pd.to_numeric(heard[col], errors="coerce").groupby(heard["_subject"]).median()
-    for col in audio.voice:
-        out[col] = pd.to_numeric(heard[col], errors="coerce").groupby(heard["_subject"]).mean()
+    for col in audio.voice:  # the mean skips clips without a voice P(PD)
+        out[col] = pd.to_numeric(frame[col], errors="coerce").groupby(frame["_subject"]).mean()
     for col in [*audio.categorical, *(c for c in shown if c in CATEGORICAL)]:
         rates = _values(heard, col)
         out[col] = rates.groupby(heard.loc[rates.index, "_subject"]).agg(_mode) if len(rates) else None
@@ -201,7 +250,7 @@ def summarize(
         v = values.get(col, {})
         entry: dict[str, Any] = {
             "kind": "categorical" if col in CATEGORICAL else "share" if col == SHARE
-            else "voice_model" if col in VOICE_OUTPUTS else "numeric",
+            else "voice_model" if col == VOICE_OUTPUT else "numeric",
             "tested": col in tested,
             "p_value": v.get("score") if col in tested else None,
             "drifted": bool(col in tested and v.get("drifted")),
@@ -215,6 +264,9 @@ def summarize(
             entry["current_share"] = _mean(has_audio(current))
             entry["reference_subject_median"] = _median(ref_s.get(SHARE))
             entry["current_subject_median"] = _median(cur_s.get(SHARE))
+        elif col == VOICE_OUTPUT:  # over the clips the voice stream heard
+            entry["reference_median"] = _median(_values(reference, col))
+            entry["current_median"] = _median(_values(current, col))
         else:
             entry["reference_median"] = _median(_values(ref_audio, col))
             entry["current_median"] = _median(_values(cur_audio, col))
@@ -225,8 +277,12 @@ def summarize(
         "counts": audio.counts,
         "columns": columns,
         "not_tested": {c: n for c, n in audio.notes.items() if c not in columns},
-        "voice_model": "hook: the voice model's outputs (p_pd_voice) are tested once the prediction log "
-        "and the reference carry them",
+        "voice_model": {
+            "tested": bool(audio.voice),
+            "skipped": audio.voice_skipped,
+            "note": audio.notes.get(VOICE_OUTPUT, ""),
+            "counts": audio.voice_counts,
+        },
     }
 
 

@@ -7,7 +7,7 @@
   ``lost_videos`` (more than ``monitor.max_lost_share`` of the submitted videos lost);
 * audio facts (loudness, SNR, bandwidth, clipping, sample rate, share of clips with audio;
   :mod:`hypomimia.monitoring.audio`) are quality signals too: one -> warn, a new microphone that
-  moves two -> retrain; the voice model's outputs (a hook until it is served) are model-side;
+  moves two -> retrain; the voice model's outputs (``p_pd_voice``) are model-side: one retrains;
 * ``warn``: fewer quality features drifted and the model's outputs held steady (e.g. one camera
   setting changed: look at it, retraining is not yet called for);
 * ``ok``: nothing drifted at the window's per-test level;

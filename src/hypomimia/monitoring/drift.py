@@ -20,6 +20,7 @@ window, so a same-distribution window raises any alarm with probability <= alpha
 * audio drift (:mod:`hypomimia.monitoring.audio`, issue 25): loudness, SNR, the high band and the
   clipped share (K-S), the sample rate (the label test), over the subjects' clips with audio, and
   each subject's share of clips with audio; skipped with the reason when too few subjects have audio;
+  the voice model's outputs (``p_pd_voice``, K-S on the subjects' means) as model-output drift;
 * embedding drift: MMD between the subjects' mean descriptors, its null from Evidently's bootstrap
   (``quantile_probability = 1 - alpha / m``), or a domain classifier (``embedding_method: model``);
 * lost videos (``lost_tests``, when the submitted and lost counts are known): one-sided Fisher
@@ -440,6 +441,8 @@ def headline_html(decision: dict[str, Any], summary: dict[str, Any]) -> str:
             f" Audio: {sound.get('tests', 0)} tests on the subjects with audio "
             f"({sound['counts']['current']['subjects_with_audio']} in the window)."
         )
+    if (sound.get("voice_model") or {}).get("skipped"):
+        how += f" Voice model: {sound['voice_model']['skipped']}."
     return (
         f'<div id="{HEADLINE_ID}" data-outcome="{escape(outcome)}" style="font-family:sans-serif;'
         f'border-left:8px solid {_COLOURS.get(outcome, "#555")};padding:12px 16px;margin:12px;background:#fafafa">'

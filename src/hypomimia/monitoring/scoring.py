@@ -4,8 +4,10 @@ Exactly the endpoint's arithmetic (``hypomimia.inference.predictor``: ``clip_fra
 -> ``answer``): the model's evaluation clips, temperature-scaled clip probabilities averaged per
 video, ``uncertain`` inside the abstain band. A model with the voice reads each video's row of the
 voice stage's table when one is given (the endpoint measures the upload with the same function and
-params); a video without a row is scored from the face alone, as the endpoint answers a silent clip. So the reference window's probabilities and the
-serving prediction log's are the same quantity, and prediction drift compares like with like.
+params); a video without a row is scored from the face alone, as the endpoint answers a silent clip. So the
+reference window's probabilities and the serving prediction log's are the same quantity, and prediction
+drift compares like with like. A model with the voice also gives ``p_pd_voice``: the voice stream's own
+P(PD), the number the endpoint logs (``log_modalities``), NaN for a video it did not hear.
 Per-clip probabilities are kept for the patient course (the spread of repeated measurements).
 """
 
@@ -26,6 +28,7 @@ from hypomimia.inference.predictor import (
     forward,
     landmark_margin,
     load_served_model,
+    log_modalities,
 )
 
 
@@ -67,7 +70,7 @@ class Scorer:
         self, table: pd.DataFrame, voice: pd.DataFrame | None = None
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """``table`` needs ``video_id`` and ``tube``; ``voice``: the voice stage's table (voice.parquet) for a
-        model with the voice. Returns (videos with p_pd, label, emb_*; clips)."""
+        model with the voice. Returns (videos with p_pd, label, emb_* and, with the voice, p_pd_voice; clips)."""
         rows = {} if voice is None else {r["video_id"]: r for r in voice.to_dict("records")}
         videos, clips = [], []
         for row in table.itertuples(index=False):
@@ -78,11 +81,15 @@ class Scorer:
             )
             clips += [{"video_id": row.video_id, "clip": c["index"], "p": c["p_pd"]} for c in a["clips"]]
             emb = {f"emb_{i}": float(v) for i, v in enumerate(a["embedding"])}
-            videos.append({"video_id": row.video_id, "p_pd": a["p_pd"], "label": a["label"], **emb})
+            heard = {}
+            if self.model.voice_stream is not None:  # the number /predict logs for it: both sides read alike
+                p_voice = log_modalities(a)["voice"].get("p_pd")
+                heard = {"p_pd_voice": np.nan if p_voice is None else p_voice}
+            videos.append({"video_id": row.video_id, "p_pd": a["p_pd"], "label": a["label"], **heard, **emb})
         scored = pd.DataFrame(videos)
         if scored.empty:
             return table.assign(p_pd=np.nan, label=None), pd.DataFrame(columns=["video_id", "clip", "p"])
-        return table.drop(columns=["p_pd", "label"], errors="ignore").merge(
+        return table.drop(columns=["p_pd", "label", "p_pd_voice"], errors="ignore").merge(
             scored, on="video_id"
         ), pd.DataFrame(clips)
 

@@ -60,7 +60,8 @@ def reference_table(
 ) -> pd.DataFrame:
     """The training cohort (quality features, index, audio facts; SNR and voice measures from the voice
     table ``voice_dir``) for up to ``max_reference`` videos; with a model, its held-out subjects (up to
-    ``max_scored_reference`` videos) carry ``p_pd``, ``label`` and the embedding, the other rows NaN
+    ``max_scored_reference`` videos) carry ``p_pd``, ``label`` and the embedding (and ``p_pd_voice``: a
+    model with the voice reads ``voice_dir``'s rows, as /predict measures the upload), the other rows NaN
     there (model outputs are compared with those only)."""
     folds = training_ids(ingest_dir)
     table = batch_table(ingest_dir, tubes_dir, set(folds["video_id"]), voice_dir)
@@ -82,13 +83,28 @@ def reference_table(
     quality = pd.concat(
         [scored, quality[~quality["video_id"].isin(set(scored["video_id"]))]], ignore_index=True
     )
-    scored = scorer.score(scored)[0]
+    scored = scorer.score(scored, _voice_rows(scorer, voice_dir, "--voice"))[0]
     model_cols = [c for c in scored.columns if c not in quality.columns or c in ("p_pd", "label")]
     return (
         quality.drop(columns=["p_pd", "label"], errors="ignore")
         .merge(scored[["video_id", *model_cols]], on="video_id", how="left")
         .sort_values("video_id", ignore_index=True)
     )
+
+
+def _voice_rows(scorer, voice_dir: Path | None, option: str) -> pd.DataFrame | None:
+    """The voice table a model with the voice scores a side with (the rows the endpoint would measure from
+    each upload), so its ``p_pd`` is fused as the log's is and it carries ``p_pd_voice``; None for a model
+    without the voice, or when no table was given (``option`` names the flag that gives it)."""
+    if scorer is None or scorer.model.voice_stream is None:
+        return None
+    if voice_dir is None:
+        log.warning("the model has a voice stream but no voice table was given (%s): those videos are scored "
+                    "from the face alone and the voice model's outputs are not tested", option)  # fmt: skip
+        return None
+    from hypomimia.voice.table import read_voice_table
+
+    return read_voice_table(Path(voice_dir)).rows
 
 
 def current_table(
@@ -117,7 +133,7 @@ def current_table(
     table = batch_table(ingest_dir, tubes_dir, voice_dir=voice_dir)
     clips = None
     if scorer is not None and not table.empty:
-        table, clips = scorer.score(table)
+        table, clips = scorer.score(table, _voice_rows(scorer, voice_dir, "--current-voice"))
     window = {"source": "batch", "ingest": Path(ingest_dir).name, "tubes": Path(tubes_dir).name}
     return table, window, clips, lost_counts(ingest_dir, tubes_dir)
 
@@ -139,7 +155,8 @@ def run(
     current_voice: Path | None = None,
 ) -> MonitorResult:
     """``voice``: the reference's voice table (its SNR, bandwidth and voice measures join the audio
-    tests); ``current_voice``: the batch window's. Without them the audio tests use ingest's facts."""
+    tests; a model with the voice scores the reference with it); ``current_voice``: the batch window's.
+    Without them the audio tests use ingest's facts and the voice model's outputs are not tested."""
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
