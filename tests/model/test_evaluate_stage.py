@@ -76,6 +76,13 @@ def test_every_setting_is_scored_on_the_same_subjects_with_standard_json(world):
     assert reused["source"] == "reused train"  # the trained challenger is its own fold-0 run
     assert all((r.out_dir / f).is_file() for f in ev["figures"]) and len(ev["figures"]) == 3
     assert "## Paired comparisons" in r.report_path.read_text()
+    # per model of the table (not the ablation's designs), AUROC per task on the same videos
+    assert set(ev["task_slices"]) == {"i3d", "landmark_static", "landmark_dynamic"}
+    tasks = {t for per in ev["task_slices"].values() for t in per}
+    videos = pd.read_parquet(world["tubes"] / "tubes.parquet")
+    assert tasks == set(videos["task"]) and "## Task slices" in r.report_path.read_text()
+    for per in ev["task_slices"].values():
+        assert sum(s["n"] for s in per.values()) == 8  # one video per subject, 8 test subjects
     from mlflow import MlflowClient
 
     c = MlflowClient(world["uri"])

@@ -92,7 +92,8 @@ def add_age_band(info: pd.DataFrame, edges: list[int]) -> pd.DataFrame:
     return info.assign(age_band=band.astype(str).where(band.notna(), None))
 
 
-def slices(clips: pd.DataFrame, info: pd.DataFrame, *, n_bootstrap: int, seed: int) -> dict:
+def slices(clips: pd.DataFrame, info: pd.DataFrame, *, n_bootstrap: int, seed: int,
+           columns: tuple[str, ...] = SLICE_COLUMNS) -> dict:  # fmt: skip
     """AUROC with 95% subject-bootstrap CI per value of sex, age band, site, camera, task (where known).
 
     Subject attributes are scored on subjects, per-video ones (task, camera) on videos; the CI always
@@ -101,7 +102,7 @@ def slices(clips: pd.DataFrame, info: pd.DataFrame, *, n_bootstrap: int, seed: i
         info, on="video_id", how="left", suffixes=("", "_info")
     )
     out = {}
-    for col in SLICE_COLUMNS:
+    for col in columns:
         if col not in videos or videos[col].isna().all():
             continue
         per_subject = videos.groupby("subject_id")[col].nunique(dropna=True).max() <= 1
@@ -120,6 +121,19 @@ def slices(clips: pd.DataFrame, info: pd.DataFrame, *, n_bootstrap: int, seed: i
                 "auroc_ci95": bootstrap_ci(part, auroc, n_bootstrap, seed),
             }
     return out
+
+
+def task_slices(pooled_clips: dict[str, pd.DataFrame], info: pd.DataFrame, models: list[str], *,
+                n_bootstrap: int, seed: int) -> dict:  # fmt: skip
+    """Per model of the table, AUROC per task on videos (subject-bootstrap CI): where each modality helps.
+
+    The voice is heard only in the tasks the subjects speak in; elsewhere a model without voice answers
+    alone, so the fused model's gain (or loss) shows per task, not only pooled."""
+    if "task" not in info or info["task"].isna().all():
+        return {}
+    return {m: {k.removeprefix("task="): v for k, v in
+                slices(pooled_clips[m], info, n_bootstrap=n_bootstrap, seed=seed, columns=("task",)).items()}
+            for m in models if m in pooled_clips}  # fmt: skip
 
 
 def compare(
@@ -228,6 +242,19 @@ def markdown(ev: dict) -> str:
         ]
         for name, s in ev["slices"].items():
             lines.append(f"| {name} | {s['level']} | {s['n']} | {_f(s['auroc'])} | {_ci(s['auroc_ci95'])} |")
+    by_task = ev.get("task_slices") or {}
+    tasks = sorted({t for per in by_task.values() for t in per})
+    if tasks:
+        lines += [
+            "",
+            "## Task slices (video AUROC, 95% subject-bootstrap CI)",
+            "",
+            "| model | " + " | ".join(tasks) + " |",
+            "|---|" + "---|" * len(tasks),
+        ]
+        for model, per in by_task.items():
+            cells = [f"{_f(per[t]['auroc'])} ({_ci(per[t]['auroc_ci95'])})" if t in per else "-" for t in tasks]
+            lines.append(f"| {model} | " + " | ".join(cells) + " |")
     b = ev.get("blessing")
     if b:
         lines += [

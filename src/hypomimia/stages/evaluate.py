@@ -547,6 +547,7 @@ def gather(
         tables[s.name], pooled_clips[s.name] = table, clips
 
     ref = cfg.reference
+    info = _info(tubes_dir, ingest_dir, cfg)
     kw = {"n_bootstrap": cfg.bootstrap, "seed": cfg.seed, "method": cfg.correction, "alpha": cfg.alpha}
     model_names = [n for n, r in ev_settings.items() if r["setting"]["design"] is None]
     comparisons = report.compare(tables, [(ref, m) for m in model_names if m != ref], **kw)
@@ -575,9 +576,8 @@ def gather(
         "ablation": ablation,
         "ablation_comparisons": ablation_comparisons,
         "ablation_verdict": _ablation_verdict(ablation, ablation_comparisons, train.model.frames),
-        "slices": report.slices(
-            pooled_clips[ref], _info(tubes_dir, ingest_dir, cfg), n_bootstrap=cfg.bootstrap, seed=cfg.seed
-        ),
+        "slices": report.slices(pooled_clips[ref], info, n_bootstrap=cfg.bootstrap, seed=cfg.seed),
+        "task_slices": report.task_slices(pooled_clips, info, model_names, n_bootstrap=cfg.bootstrap, seed=cfg.seed),
         "params": {"evaluate": cfg.model_dump(mode="json"), "train": train.model_dump(mode="json")},
     }
 
