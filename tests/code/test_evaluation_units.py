@@ -253,6 +253,21 @@ def test_cross_fitted_calibration_reduces_the_pooled_ece_of_a_miscalibrated_mode
     assert calibration.summary(over, fold_of, "none")["ece_after"] == t["ece_before"]
 
 
+def test_consistency_resampling_tells_sampling_noise_from_miscalibration():
+    """On 32 subjects a perfectly calibrated model still shows a sizeable ECE; the consistency test says
+    how large, and flags an overconfident model whose ECE the noise does not explain."""
+    calibrated, _ = _miscalibrated(shift=0.0, sharpen=1.0, n=32)
+    c = calibration.consistency(calibrated["p"].to_numpy(), calibrated["label"].to_numpy())
+    assert 0.08 < c["expected_if_calibrated"] < 0.25 and c["q95_if_calibrated"] > c["expected_if_calibrated"]
+    assert c["p"] > 0.05  # calibrated by construction: not flagged
+    over, _ = _miscalibrated(shift=0.0, sharpen=4.0, n=400)
+    o = calibration.consistency(over["p"].to_numpy(), over["label"].to_numpy())
+    assert o["ece"] > o["q95_if_calibrated"] and o["p"] < 0.01
+    assert calibration.consistency(over["p"].to_numpy(), over["label"].to_numpy()) == o  # seeded
+    t = calibration.summary(calibrated, {f"s{i}": i % 4 for i in range(32)}, "temperature")
+    assert t["consistency_before"]["ece"] == t["ece_before"] and t["consistency_after"]["ece"] == t["ece_after"]
+
+
 def test_the_gate_reports_each_seeds_own_verdict_and_can_require_agreement():
     seeds = [{"seed": 0, "auroc": 0.85, "auroc_ci95": (0.72, 0.95)},
              {"seed": 1, "auroc": 0.70, "auroc_ci95": (0.50, 0.86)}]  # fmt: skip
