@@ -26,6 +26,7 @@ def monitor(
     params: str,
     reference_ingest: Input[Dataset],
     reference_tubes: Input[Dataset],
+    reference_voice: Input[Dataset],
     window: Input[Dataset],
     until: str,
     tracking_uri: str,
@@ -36,6 +37,8 @@ def monitor(
 ) -> str:
     """Drift of the window against the training data, ok | warn | retrain (hypomimia.stages.monitor).
 
+    ``reference_voice``: the voice stage's folder for the reference (SNR and the high band for the audio
+    tests; a model with the voice scores the reference with it, as /predict scored the window's uploads).
     ``drift`` is the stage's output folder (monitor.json, drift.json, retrain_trigger.json on
     retrain); ``report`` the Evidently HTML. Returns the outcome, which the pipeline branches on.
     """
@@ -52,6 +55,7 @@ def monitor(
         MonitorConfig.model_validate_json(params), Path(reference_ingest.path), Path(reference_tubes.path), out,
         prediction_log=Path(window.path), until=datetime.fromisoformat(until),
         model=Path(model.path) / "model.pt" if model is not None else None, tracking_uri=tracking_uri or None,
+        voice=Path(reference_voice.path),
     )  # fmt: skip
     html = out / "drift.html"
     Path(report.path).parent.mkdir(parents=True, exist_ok=True)

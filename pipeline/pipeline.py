@@ -102,7 +102,7 @@ def create_pipeline(params: Params, gpu: bool | None = None):
             )
             _stage(shard, cfg)
         tubes = _stage(facetubes(shards=dsl.Collected(shard.outputs["shard"])), cfg)
-        voiced = _voice(cfg, voice_params, ing, voice_cache)
+        voiced = voice_fanout(cfg, voice_params, ing.outputs["ingested"], voice_cache)
 
         gate = _stage(
             validate(params=validate_params, ingested=ing.outputs["ingested"], tubes=tubes.outputs["tubes"],
@@ -125,13 +125,14 @@ def create_pipeline(params: Params, gpu: bool | None = None):
     return hypomimia_pipeline
 
 
-def _voice(cfg: PipelineConfig, voice_params, ing, voice_cache) -> dsl.PipelineTask:
-    """The voice measures, fanned out over the same shards as the face tubes and gathered; it reads only
-    ingest, so it runs beside facetubes."""
+def voice_fanout(cfg: PipelineConfig, voice_params, ingested, voice_cache) -> dsl.PipelineTask:
+    """The voice measures of ``ingested`` (an ingest artifact), fanned out over the same shards as the face
+    tubes and gathered; it reads only ingest, so it runs beside facetubes. The monitor pipeline measures
+    its reference with it too, so both DAGs run the voice stage alike (its table: ``.outputs["features"]``)."""
     with dsl.ParallelFor(items=list(range(cfg.shards)), parallelism=cfg.shards, name="voice-shards") as i:
         shard = voice_shard(
             params=voice_params,
-            ingested=ing.outputs["ingested"],
+            ingested=ingested,
             shard_index=i,
             num_shards=cfg.shards,
             voice_cache=voice_cache,

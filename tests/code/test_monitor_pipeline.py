@@ -8,6 +8,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -56,20 +57,67 @@ def test_the_graph_branches_on_the_outcome(compiled, params):
     spec, *_ = yaml.safe_load_all(compiled.read_text())
     assert spec["pipelineInfo"]["name"] == params.monitor.pipeline_name
     tasks = spec["root"]["dag"]["tasks"]
-    assert {"current-window", "monitor", "condition-1"} <= set(tasks)
+    (drifted,) = [name for name in tasks if name.startswith("condition-")]
+    assert {"current-window", "monitor", "voice"} <= set(tasks)
     assert sum(name.startswith("importer") for name in tasks) == 3  # log, reference ingest, reference tubes
     assert tasks["current-window"]["cachingOptions"] == {}  # a window is "now": never a cache hit
-    condition = tasks["condition-1"]["triggerPolicy"]["condition"]
+    condition = tasks[drifted]["triggerPolicy"]["condition"]
     assert condition == "inputs.parameter_values['pipelinechannel--monitor-Output'] == 'retrain'"
-    branch = spec["components"]["comp-condition-1"]["dag"]["tasks"]
+    branch = spec["components"][f"comp-{drifted}"]["dag"]["tasks"]
     assert set(branch) == {"retrain"} and branch["retrain"]["cachingOptions"] == {}
     inputs = spec["root"]["inputDefinitions"]["parameters"]
     assert inputs["prediction_log_uri"]["defaultValue"] == params.monitor.prediction_log_uri
     assert inputs["training_package"]["defaultValue"] == params.monitor.training_package
     executors = spec["deploymentSpec"]["executors"]
-    for name in ("exec-current-window", "exec-monitor", "exec-retrain"):
+    for name in ("exec-current-window", "exec-monitor", "exec-retrain", "exec-voice-shard", "exec-voice"):
         assert executors[name]["container"]["image"] == params.pipeline.image, name
     assert spec["components"]["comp-monitor"]["inputDefinitions"]["artifacts"]["model"]["isOptional"] is True
+
+
+def _producer(task: dict, artifact: str) -> tuple[str, str]:
+    source = task["inputs"]["artifacts"][artifact]["taskOutputArtifact"]
+    return source["producerTask"], source["outputArtifactKey"]
+
+
+def test_the_reference_voice_table_is_measured_like_training_and_feeds_the_scoring(
+    compiled, params, repo_root
+):
+    """The reference ingest -> voice-shard x pipeline.shards -> voice (gather) -> monitor's reference_voice,
+    with params.yaml's voice section: a voice model scores the reference with its voice (fused p_pd and
+    p_pd_voice) and the audio tests get its SNR and high band. The same fan-out as the training DAG's."""
+    spec, *_ = yaml.safe_load_all(compiled.read_text())
+    tasks = spec["root"]["dag"]["tasks"]
+    monitor = tasks["monitor"]
+    assert _producer(monitor, "reference_voice") == ("voice", "features")
+    assert not spec["components"]["comp-monitor"]["inputDefinitions"]["artifacts"]["reference_voice"].get(
+        "isOptional", False
+    )  # the pipeline always passes it: no run scores a voice model from the face alone
+    assert "voice" in monitor["dependentTasks"]
+    loop, key = _producer(tasks["voice"], "shards")
+    assert tasks[loop]["taskInfo"]["name"] == "voice-shards" and tasks[loop]["iteratorPolicy"] == {
+        "parallelismLimit": params.pipeline.shards
+    }
+    assert tasks[loop]["parameterIterator"]["items"]["raw"] == json.dumps(list(range(params.pipeline.shards)))
+    loop_dag = spec["components"][tasks[loop]["componentRef"]["name"]]["dag"]
+    assert loop_dag["outputs"]["artifacts"][key]["artifactSelectors"] == [
+        {"outputArtifactKey": "shard", "producerSubtask": "voice-shard"}
+    ]
+    shard = loop_dag["tasks"]["voice-shard"]["inputs"]
+    assert shard["parameters"]["num_shards"]["runtimeValue"]["constant"] == params.pipeline.shards
+    assert shard["parameters"]["params"]["componentInputParameter"] == "pipelinechannel--voice_params"
+    # the shards measure the very ingest the monitor reads as its reference
+    (ingested,) = [
+        v["taskOutputArtifact"]["producerTask"] for v in tasks[loop]["inputs"]["artifacts"].values()
+    ]
+    assert ingested == _producer(monitor, "reference_ingest")[0]
+    inputs = spec["root"]["inputDefinitions"]["parameters"]
+    assert inputs["voice_params"]["defaultValue"] == params.voice.model_dump_json()
+    assert inputs["voice_cache"]["defaultValue"] == ""
+    # the training DAG's voice-shard: the same component source, so both DAGs measure alike
+    main, *_ = yaml.safe_load_all((repo_root / "pipeline" / "hypomimia_pipeline.yaml").read_text())
+    for name in ("exec-voice-shard", "exec-voice"):
+        here, there = (s["deploymentSpec"]["executors"][name]["container"] for s in (spec, main))
+        assert here["command"] == there["command"] and here["args"] == there["args"], name
 
 
 def test_a_served_model_is_imported_when_configured(params, tmp_path, repo_root):
@@ -169,3 +217,11 @@ def test_the_pipeline_runs_locally_and_a_drifted_week_starts_training(
     assert (
         len(list(window.glob("predictions-*.jsonl"))) == 7
     )  # the 7 days before --until, kept as an artifact
+    # the reference's voice table was measured in the run (every accepted video has a row; these synthetic
+    # videos have no file, so each failed, with its reason) and the monitor read it
+    (voice,) = (tmp_path / "kfp").glob("*/voice/features")
+    table = pd.read_parquet(voice / "voice.parquet")
+    accepted = pd.read_parquet(ingest / "ingested.parquet").query("status == 'accepted'")
+    assert sorted(table["video_id"]) == sorted(accepted["video_id"]) and (table["status"] == "failed").all()
+    (report,) = (tmp_path / "kfp").glob("*/monitor/drift/monitor.json")
+    assert json.loads(report.read_text())["reference"]["voice"] == voice.name

@@ -165,6 +165,8 @@ def test_real_talking_heads_are_answered_with_their_voice_and_without_it(trained
     assert m["note"].startswith("answered from video only") and "no audio track" in m["note"]
     # the same face: the visual margin is the answer, so only the voice term is gone
     assert 0.0 <= out["p_pd"] <= 1.0 and out["tube_quality"]["face_found_ratio"] > 0.9
+
+
 def test_the_monitor_scores_the_voice_models_outputs_on_both_sides(trained, world, caplog):
     """The monitor's reference (the held-out folds) and a batch window, scored with the voice table, carry
     p_pd_voice: sigmoid of training's voice margin for the speech clips, NaN for the silent ones, and the
@@ -197,6 +199,54 @@ def test_the_monitor_scores_the_voice_models_outputs_on_both_sides(trained, worl
     assert "no voice table was given (--voice)" in caplog.text and faceless["p_pd_voice"].isna().all()
     skipped = compare(faceless, window, cfg).summary["audio"]["voice_model"]["skipped"]
     assert "reference 0 clips of 0 subjects" in skipped and "hypomimia monitor --voice" in skipped
+
+
+def test_monitor_patients_follows_the_fused_p_pd_with_the_voice_table(
+    trained, world, repo_root, tmp_path, caplog
+):
+    """`hypomimia monitor patients --voice`: each visit is scored with its voice row, as /predict answers
+    it, so a patient's session score is the fused P(PD) of the visit's clips and the voice separates the
+    classes the face cannot see. Without the table: the face alone, and the monitor warns."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from hypomimia.cli import _app
+    from hypomimia.config.monitor import MonitorConfig
+    from hypomimia.monitoring.scoring import Scorer
+    from hypomimia.monitoring.window import batch_table
+    from hypomimia.stages.monitor import run_patients
+
+    tubes_dir, ingest_dir, voice_dir, _ = world
+    # first: the CLI below sets up logging afresh, which removes caplog's handler
+    with caplog.at_level("WARNING", logger="hypomimia.stages.monitor"):
+        face = run_patients(MonitorConfig(), ingest_dir, tubes_dir, tmp_path / "face", trained.model_path)
+    assert "no voice table was given (--voice)" in caplog.text
+    out = tmp_path / "with_voice"
+    res = CliRunner().invoke(_app, ["monitor", "patients", "--ingest", str(ingest_dir), "--tubes", str(tubes_dir),
+                                    "--model", str(trained.model_path), "--voice", str(voice_dir), "--out", str(out),
+                                    "--params", str(repo_root / "params.yaml")])  # fmt: skip
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    heard = json.loads((out / "patients.json").read_text())
+    assert heard["score"] == "P(PD), calibrated"
+    # the known answer: the Scorer on the same rows with the voice table, a subject's clips pooled on the logit
+    table = batch_table(ingest_dir, tubes_dir, voice_dir=voice_dir)
+    scored = Scorer.load(trained.model_path).score(table, pd.read_parquet(voice_dir / "voice.parquet"))[0]
+    assert scored.loc[scored["video_id"].str.endswith("_v0"), "p_pd_voice"].notna().all()
+    logit = np.log(scored["p_pd"] / (1 - scored["p_pd"]))
+    expected = 1 / (1 + np.exp(-logit.groupby(scored["subject_ref"]).mean()))
+    with_voice = pd.Series({ref: c["sessions"][0]["score"] for ref, c in heard["patients"].items()})
+    assert set(with_voice.index) == set(expected.index) and len(with_voice) == 24
+    np.testing.assert_allclose(with_voice[expected.index], expected, rtol=1e-9)
+    face_only = pd.Series({ref: c["sessions"][0]["score"] for ref, c in face["patients"].items()})
+    assert not np.allclose(face_only[expected.index], with_voice[expected.index])
+    label = table.groupby("subject_ref")["truth_label"].first()
+
+    def auroc(score: pd.Series) -> float:
+        pd_, hc = score[label[score.index] == "pd"], score[label[score.index] != "pd"]
+        return float(np.mean([(p > h) + 0.5 * (p == h) for p in pd_ for h in hc]))
+
+    assert auroc(with_voice) >= 0.95 and auroc(face_only) < 0.9, (auroc(with_voice), auroc(face_only))
 
 
 def test_model_card_and_metadata_name_the_modalities_and_the_voice_features(trained):

@@ -218,6 +218,12 @@ def patients(
     ingest: Annotated[Path, typer.Option(help="ingest folder of the visits")] = Path("work/ingest"),
     tubes: Annotated[Path, typer.Option(help="facetubes folder of the visits")] = Path("work/facetubes"),
     model: Annotated[Path | None, typer.Option(help="model.pt: follow its calibrated P(PD)")] = None,
+    voice: Annotated[
+        Path | None,
+        typer.Option(
+            help="voice folder of the visits: a model with the voice scores them with it (fused P(PD))"
+        ),
+    ] = None,
     score: Annotated[str, typer.Option(help="model | expressivity (model-free hypomimia index)")] = "model",
     out: Annotated[Path, typer.Option(help="output folder")] = Path("work/monitor/patients"),
     params: Annotated[Path, typer.Option(help="params file")] = Path("params.yaml"),
@@ -236,7 +242,7 @@ def patients(
             )
         console.print(f"score: calibrated P(PD) of {model}")
     result = run_patients(
-        load_params(params).monitor, ingest, tubes, out, model if score == "model" else None
+        load_params(params).monitor, ingest, tubes, out, model if score == "model" else None, voice
     )
     table = Table(title=f"patient courses ({result['score']})")
     for col in ("patient", "sessions", "trend", "slope/session", "alerts"):

@@ -245,16 +245,21 @@ def run_patients(
     tubes_dir: Path,
     out_dir: Path,
     model: Path | None = None,
+    voice_dir: Path | None = None,
 ) -> dict[str, Any]:
     """``hypomimia monitor patients``: each subject's course over sessions, by the model's calibrated P(PD)
-    (``model``) or, without one, by the model-free hypomimia index (monitoring.expressivity)."""
-    table = batch_table(ingest_dir, tubes_dir)
+    (``model``) or, without one, by the model-free hypomimia index (monitoring.expressivity).
+
+    ``voice_dir``: the visits' voice table; a model with the voice scores each visit with it, so the course
+    follows the fused P(PD) /predict answers with (without it: the face alone, with a warning)."""
+    table = batch_table(ingest_dir, tubes_dir, voice_dir=voice_dir)
     if table.empty:
         raise UserError("no video with a face tube in this batch", "run hypomimia facetubes on it first")
     if model is not None:
         from hypomimia.monitoring.scoring import Scorer
 
-        scored, _ = Scorer.load(model, cfg.threads).score(table)
+        scorer = Scorer.load(model, cfg.threads)
+        scored, _ = scorer.score(table, _voice_rows(scorer, voice_dir, "--voice"))
         clips, scale, name = scored.assign(score=scored["p_pd"]), course_mod.PROBABILITY, "P(PD), calibrated"
     else:
         from hypomimia.monitoring.expressivity import hypomimia_index
