@@ -161,6 +161,36 @@ def test_evaluation_fails_when_its_folds_differ_from_training(world, tmp_path):
                      sorted((world["root"] / "evaluate" / "runs").glob("*/fold*")), tmp_path / "ev2", tracking_uri="off")  # fmt: skip
 
 
+def test_a_finished_task_is_fitted_again_when_its_data_changed(world, tmp_path):
+    """Same subjects, folds and params but other videos (a re-rendered study): nothing may be reused, neither
+    a finished task nor a donor training run, or the report mixes the old study's results into the new."""
+    from hypomimia.evaluation import plan
+
+    w = world
+    task = next(t for t in plan.tasks(w["cfg"], w["train"], [0]) if t.setting.name == "landmark_static")
+    runs = tmp_path / "runs"
+    first = stage.fit(task, w["cfg"], w["train"], w["tubes"], w["ingest"], runs)
+    stamp = (first / "task.json").stat().st_mtime_ns
+    assert stage.fit(task, w["cfg"], w["train"], w["tubes"], w["ingest"], runs) == first
+    assert (first / "task.json").stat().st_mtime_ns == stamp  # unchanged data: reused
+    other = tmp_path / "tubes"
+    shutil.copytree(w["tubes"], other)
+    tubes = pd.read_parquet(other / "tubes.parquet")
+    tubes.loc[0, "sha256"] = "f" * 64  # one video re-rendered
+    tubes.to_parquet(other / "tubes.parquet", index=False)
+    stage.fit(task, w["cfg"], w["train"], other, w["ingest"], runs)
+    spec = json.loads((first / "task.json").read_text())["spec"]
+    assert (first / "task.json").stat().st_mtime_ns != stamp and spec["data"] == stage.data_identity(other, w["ingest"])
+    assert spec["data"]["tubes"] != stage.data_identity(w["tubes"], w["ingest"])["tubes"]
+    # the trained challenger is a donor for its own videos only
+    i3d = next(x for x in plan.settings(w["cfg"], w["train"]) if x.name == "i3d")
+    tcfg = plan.train_config(i3d, w["train"], 0, None, 0)
+    truth = pd.read_parquet(w["tubes"] / "tubes.parquet")
+    videos = dict(zip(truth["video_id"], truth["sha256"], strict=True))
+    assert stage._donor(tcfg, [w["root"] / "train"], videos) == w["root"] / "train"
+    assert stage._donor(tcfg, [w["root"] / "train"], videos | {truth["video_id"][0]: "f" * 64}) is None
+
+
 def _second_version(w) -> tuple[str, str]:
     """Register another version of the tiny model under a run of its own (a retrained challenger)."""
     import mlflow

@@ -23,6 +23,7 @@ them too; otherwise a UserError says the comparison is not paired.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
@@ -77,14 +78,46 @@ def _videos(tubes_dir: Path, folds: pd.DataFrame) -> pd.DataFrame:
     return df.assign(label=df["label"].map({"control": 0, "pd": 1}).astype(int)).sort_values("video_id")
 
 
-def task_spec(task: Task, cfg: EvaluateConfig, train: TrainConfig) -> dict:
-    """What determines a task's result (its folder is reused only when this is unchanged)."""
+def data_identity(tubes_dir: Path, ingest_dir: Path, voice_dir: Path | None = None) -> dict[str, str]:
+    """Content digests of the tables a task reads: the tubes (each row names its video's sha256 and tube
+    file; the stage's params name the tube code), the folds and, where given, the voice measures.
+
+    Part of the task spec: without it a re-rendered study with the same subjects and folds would reuse
+    the tasks fitted on the old videos (it happened: an audio-only re-run kept fold 0's stale runs)."""
+
+    def digest(df: pd.DataFrame, *extra: bytes) -> str:
+        df = df.sort_values(list(df.columns[:1])).reset_index(drop=True)
+        h = hashlib.sha256(pd.util.hash_pandas_object(df.astype(str), index=False).to_numpy().tobytes())
+        for b in extra:
+            h.update(b)
+        return h.hexdigest()[:16]
+
+    tubes_dir, ingest_dir = Path(tubes_dir), Path(ingest_dir)
+    report = tubes_dir / "report.json"
+    tube_params = json.dumps(json.loads(report.read_text()).get("params"), sort_keys=True) if report.is_file() else ""
+    out = {
+        "tubes": digest(read_stage_table(tubes_dir, "tubes.parquet", "facetubes"), tube_params.encode()),
+        "folds": digest(read_stage_table(ingest_dir, "folds.parquet", "ingest")),
+    }
+    if voice_dir is not None and (Path(voice_dir) / "voice.parquet").is_file():
+        voice = pd.read_parquet(Path(voice_dir) / "voice.parquet")
+        out["voice"] = digest(voice.drop(columns=[c for c in ("seconds", "praat_s") if c in voice]))  # timings vary
+    return out
+
+
+def task_spec(task: Task, cfg: EvaluateConfig, train: TrainConfig, data: dict[str, str] | None = None) -> dict:
+    """What determines a task's result (its folder is reused only when this is unchanged): the setting,
+    fold and seed, the params, and ``data`` (:func:`data_identity`) of the tables it reads."""
     spec = {
         "setting": task.setting.to_dict(),
         "fold": task.fold,
         "task_seed": task.seed,
         "repeat": train.repeat,
     }
+    uses_voice = task.setting.model == "voice" or (task.setting.network and plan.train_config(
+        task.setting, train, task.fold, cfg.epochs, task.seed).voice_stream.enabled)  # fmt: skip
+    if data is not None:
+        spec["data"] = {k: v for k, v in data.items() if k != "voice" or uses_voice}
     if task.setting.network:
         from hypomimia.learning.training import config_fingerprint
 
@@ -98,19 +131,24 @@ def task_spec(task: Task, cfg: EvaluateConfig, train: TrainConfig) -> dict:
     return spec
 
 
-def _donor(tcfg: TrainConfig, donors: list[Path]) -> Path | None:
-    """A finished train output folder trained with exactly these params (fold included)."""
+def _donor(tcfg: TrainConfig, donors: list[Path], videos: dict[str, str]) -> Path | None:
+    """A finished train output folder trained with exactly these params (fold included) on these videos
+    (``videos``: video_id -> sha256 of the tubes table; the donor's lineage lists what it trained on)."""
     from hypomimia.learning.training import config_fingerprint
 
     want = config_fingerprint(tcfg)
     for d in donors:
         try:
-            params = json.loads((Path(d) / "metadata.json").read_text())["train_params"]
+            meta = json.loads((Path(d) / "metadata.json").read_text())
+            used = {v["video_id"]: v["sha256"] for v in (meta.get("lineage") or {}).get("videos", [])}
             if (
-                config_fingerprint(TrainConfig.model_validate(params)) == want
+                config_fingerprint(TrainConfig.model_validate(meta["train_params"])) == want
+                and used
+                and all(videos.get(v) == sha for v, sha in used.items())
                 and (Path(d) / "predictions.parquet").is_file()
             ):
                 return Path(d)
+            log.info("evaluate: %s is not a donor (other params or other videos)", d)
         except (OSError, ValueError, KeyError):
             continue
     return None
@@ -159,7 +197,7 @@ def fit(
     return that folder. ``voice_dir``: the voice stage's folder, for the I3D recipe's voice stream and the
     ``voice`` model kind."""
     run_dir = Path(into) if into is not None else Path(runs_dir) / task.folder
-    spec = task_spec(task, cfg, train)
+    spec = task_spec(task, cfg, train, data_identity(tubes_dir, ingest_dir, voice_dir))
     done = run_dir / "task.json"
     if done.is_file() and (run_dir / CLIPS).is_file() and json.loads(done.read_text()).get("spec") == spec:
         log.info("evaluate: %s fold %d seed %s already fitted", task.setting.name, task.fold, task.seed)
@@ -173,7 +211,8 @@ def fit(
         from hypomimia.stages import train as train_stage
 
         tcfg = plan.train_config(task.setting, train, task.fold, cfg.epochs, task.seed)
-        donor = _donor(tcfg, [Path(d) for d in donors if d])
+        tubes = read_stage_table(tubes_dir, "tubes.parquet", "facetubes", ["video_id", "sha256"])
+        donor = _donor(tcfg, [Path(d) for d in donors if d], dict(zip(tubes["video_id"], tubes["sha256"])))
         if donor is not None:
             source = f"reused {donor.name}"
             clips, _ = load_run(donor)
