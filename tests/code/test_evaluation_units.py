@@ -265,7 +265,9 @@ def test_consistency_resampling_tells_sampling_noise_from_miscalibration():
     assert o["ece"] > o["q95_if_calibrated"] and o["p"] < 0.01
     assert calibration.consistency(over["p"].to_numpy(), over["label"].to_numpy()) == o  # seeded
     t = calibration.summary(calibrated, {f"s{i}": i % 4 for i in range(32)}, "temperature")
-    assert t["consistency_before"]["ece"] == t["ece_before"] and t["consistency_after"]["ece"] == t["ece_after"]
+    assert (
+        t["consistency_before"]["ece"] == t["ece_before"] and t["consistency_after"]["ece"] == t["ece_after"]
+    )
 
 
 def test_the_gate_reports_each_seeds_own_verdict_and_can_require_agreement():

@@ -54,8 +54,13 @@ def natural(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def audio_only(tmp_path_factory) -> Path:
     # v00 speaks, v01 rests: the silent task is where twins' clips could be byte duplicates
-    return _study(tmp_path_factory.mktemp("audio_only"), subjects=2, audio_only=True, videos_per_subject=2,
-                  tasks=["speech", "rest"])
+    return _study(
+        tmp_path_factory.mktemp("audio_only"),
+        subjects=2,
+        audio_only=True,
+        videos_per_subject=2,
+        tasks=["speech", "rest"],
+    )
 
 
 @pytest.fixture(scope="module")

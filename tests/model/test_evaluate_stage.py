@@ -180,7 +180,9 @@ def test_a_finished_task_is_fitted_again_when_its_data_changed(world, tmp_path):
     tubes.to_parquet(other / "tubes.parquet", index=False)
     stage.fit(task, w["cfg"], w["train"], other, w["ingest"], runs)
     spec = json.loads((first / "task.json").read_text())["spec"]
-    assert (first / "task.json").stat().st_mtime_ns != stamp and spec["data"] == stage.data_identity(other, w["ingest"])
+    assert (first / "task.json").stat().st_mtime_ns != stamp and spec["data"] == stage.data_identity(
+        other, w["ingest"]
+    )
     assert spec["data"]["tubes"] != stage.data_identity(w["tubes"], w["ingest"])["tubes"]
     # the trained challenger is a donor for its own videos only
     i3d = next(x for x in plan.settings(w["cfg"], w["train"]) if x.name == "i3d")

@@ -97,10 +97,17 @@ def consistency(p: np.ndarray, y: np.ndarray, resamples: int = 2000, seed: int =
     share of ECE* at least the observed one: small = miscalibration the noise does not explain."""
     p, y = np.asarray(p, float), np.asarray(y, int)
     if len(p) == 0:
-        return {"ece": math.nan, "expected_if_calibrated": math.nan, "q95_if_calibrated": math.nan, "p": math.nan}
+        return {
+            "ece": math.nan,
+            "expected_if_calibrated": math.nan,
+            "q95_if_calibrated": math.nan,
+            "p": math.nan,
+        }
     rng = np.random.default_rng(seed)
     observed = expected_calibration_error(y, p)
-    null = np.array([expected_calibration_error((rng.random(len(p)) < p).astype(int), p) for _ in range(resamples)])
+    null = np.array(
+        [expected_calibration_error((rng.random(len(p)) < p).astype(int), p) for _ in range(resamples)]
+    )
     return {"ece": observed, "expected_if_calibrated": float(null.mean()),
             "q95_if_calibrated": float(np.quantile(null, 0.95)),
             "p": float((1 + np.count_nonzero(null >= observed - 1e-12)) / (resamples + 1))}  # fmt: skip

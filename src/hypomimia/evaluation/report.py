@@ -253,7 +253,9 @@ def markdown(ev: dict) -> str:
             "|---|" + "---|" * len(tasks),
         ]
         for model, per in by_task.items():
-            cells = [f"{_f(per[t]['auroc'])} ({_ci(per[t]['auroc_ci95'])})" if t in per else "-" for t in tasks]
+            cells = [
+                f"{_f(per[t]['auroc'])} ({_ci(per[t]['auroc_ci95'])})" if t in per else "-" for t in tasks
+            ]
             lines.append(f"| {model} | " + " | ".join(cells) + " |")
     b = ev.get("blessing")
     if b:

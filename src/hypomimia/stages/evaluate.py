@@ -94,18 +94,24 @@ def data_identity(tubes_dir: Path, ingest_dir: Path, voice_dir: Path | None = No
 
     tubes_dir, ingest_dir = Path(tubes_dir), Path(ingest_dir)
     report = tubes_dir / "report.json"
-    tube_params = json.dumps(json.loads(report.read_text()).get("params"), sort_keys=True) if report.is_file() else ""
+    tube_params = (
+        json.dumps(json.loads(report.read_text()).get("params"), sort_keys=True) if report.is_file() else ""
+    )
     out = {
         "tubes": digest(read_stage_table(tubes_dir, "tubes.parquet", "facetubes"), tube_params.encode()),
         "folds": digest(read_stage_table(ingest_dir, "folds.parquet", "ingest")),
     }
     if voice_dir is not None and (Path(voice_dir) / "voice.parquet").is_file():
         voice = pd.read_parquet(Path(voice_dir) / "voice.parquet")
-        out["voice"] = digest(voice.drop(columns=[c for c in ("seconds", "praat_s") if c in voice]))  # timings vary
+        out["voice"] = digest(
+            voice.drop(columns=[c for c in ("seconds", "praat_s") if c in voice])
+        )  # timings vary
     return out
 
 
-def task_spec(task: Task, cfg: EvaluateConfig, train: TrainConfig, data: dict[str, str] | None = None) -> dict:
+def task_spec(
+    task: Task, cfg: EvaluateConfig, train: TrainConfig, data: dict[str, str] | None = None
+) -> dict:
     """What determines a task's result (its folder is reused only when this is unchanged): the setting,
     fold and seed, the params, and ``data`` (:func:`data_identity`) of the tables it reads."""
     spec = {
@@ -212,7 +218,9 @@ def fit(
 
         tcfg = plan.train_config(task.setting, train, task.fold, cfg.epochs, task.seed)
         tubes = read_stage_table(tubes_dir, "tubes.parquet", "facetubes", ["video_id", "sha256"])
-        donor = _donor(tcfg, [Path(d) for d in donors if d], dict(zip(tubes["video_id"], tubes["sha256"])))
+        donor = _donor(
+            tcfg, [Path(d) for d in donors if d], dict(zip(tubes["video_id"], tubes["sha256"], strict=True))
+        )
         if donor is not None:
             source = f"reused {donor.name}"
             clips, _ = load_run(donor)
@@ -616,7 +624,9 @@ def gather(
         "ablation_comparisons": ablation_comparisons,
         "ablation_verdict": _ablation_verdict(ablation, ablation_comparisons, train.model.frames),
         "slices": report.slices(pooled_clips[ref], info, n_bootstrap=cfg.bootstrap, seed=cfg.seed),
-        "task_slices": report.task_slices(pooled_clips, info, model_names, n_bootstrap=cfg.bootstrap, seed=cfg.seed),
+        "task_slices": report.task_slices(
+            pooled_clips, info, model_names, n_bootstrap=cfg.bootstrap, seed=cfg.seed
+        ),
         "params": {"evaluate": cfg.model_dump(mode="json"), "train": train.model_dump(mode="json")},
     }
 
