@@ -128,11 +128,7 @@ def plan(reference: pd.DataFrame, current: pd.DataFrame, cfg: MonitorConfig) -> 
         out.notes[SHARE] = f"the {side} records no audio facts (ingest or a log from before issue 25)"
     _plan_voice(out, reference, current, cfg)  # its own subjects: not skipped with the audio facts
     need = cfg.audio_min_subjects
-    short = [
-        f"{name} {c['clips_with_audio']} clips of {c['subjects_with_audio']} subjects"
-        for name, c in (("window", out.counts["current"]), ("reference", out.counts["reference"]))
-        if c["subjects_with_audio"] < need
-    ]
+    short = _too_few(out.counts, "audio", need)
     if short:
         out.skipped = (
             f"too few clips with audio: {' and '.join(short)} have audio, monitor.audio_min_subjects is "
@@ -161,6 +157,15 @@ def plan(reference: pd.DataFrame, current: pd.DataFrame, cfg: MonitorConfig) -> 
     return out
 
 
+def _too_few(counts: dict[str, dict[str, int]], what: str, need: int) -> list[str]:
+    """The sides (window, reference) with fewer than ``need`` subjects having ``what`` (audio, voice_p)."""
+    return [
+        f"{name} {c[f'clips_with_{what}']} clips of {c[f'subjects_with_{what}']} subjects"
+        for name, c in (("window", counts["current"]), ("reference", counts["reference"]))
+        if c[f"subjects_with_{what}"] < need
+    ]
+
+
 def _voiced(df: pd.DataFrame) -> np.ndarray:
     """Per clip: whether the voice stream heard it (it has a voice P(PD))."""
     if VOICE_OUTPUT not in df:
@@ -179,11 +184,7 @@ def _plan_voice(out: AudioPlan, reference: pd.DataFrame, current: pd.DataFrame, 
         out.notes[VOICE_OUTPUT] = NO_VOICE_STREAM
         return
     need = cfg.audio_min_subjects
-    short = [
-        f"{name} {c['clips_with_voice_p']} clips of {c['subjects_with_voice_p']} subjects"
-        for name, c in (("window", out.voice_counts["current"]), ("reference", out.voice_counts["reference"]))
-        if c["subjects_with_voice_p"] < need
-    ]
+    short = _too_few(out.voice_counts, "voice_p", need)
     if short:
         hint = (
             " (a model with the voice scores the reference with its voice table: hypomimia monitor --voice)"
