@@ -154,7 +154,7 @@ def _donor(tcfg: TrainConfig, donors: list[Path], videos: dict[str, str]) -> Pat
                 and (Path(d) / "predictions.parquet").is_file()
             ):
                 return Path(d)
-            log.info("evaluate: %s is not a donor (other params or other videos)", d)
+            log.debug("evaluate: %s is not a donor (other params or other videos)", d)
         except (OSError, ValueError, KeyError):
             continue
     return None
