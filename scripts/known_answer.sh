@@ -12,7 +12,8 @@
 #                 recipe must stay within 0.02 of the I3D without the voice (the silent modality does not hurt);
 #   natural:      the shipped phantom (params.yaml unchanged, every cue): no target, the study's comparison
 #                 table on the natural data (add r3d18 with KNOWN_ANSWER_MODELS; it is the costly one on CPU).
-#                 3 training seeds (KNOWN_ANSWER_SEEDS overrides; the other settings: 1), 4 folds pooled.
+#                 3 training seeds of the recipe (KNOWN_ANSWER_SEEDS overrides; the other settings: 1), the
+#                 comparison networks 1 (KNOWN_ANSWER_BASELINE_SEEDS; a ResNet-50 seed is ~14 min), 4 folds pooled.
 #                 audio_only and video_only turn the voice stream on (train.voice_stream; params.yaml keeps it off until it is
 #                 measured); evaluate adds the voice model and the derived rows i3d_without_voice /
 #                 i3d_video_stream, paired on the same folds.
@@ -127,6 +128,6 @@ reuse=()
 for r in "${runs[@]}"; do reuse+=(--reuse "$r"); done
 hypomimia evaluate --params "$out/params.yaml" --tubes "$out/facetubes" --ingest "$out/ingest" --voice "$out/voice" \
   --model "$out/train/fold${folds[0]}" "${reuse[@]}" --out "$out/evaluate" --tracking-uri "${KNOWN_ANSWER_TRACKING:-off}" \
-  --set "evaluate.models=${KNOWN_ANSWER_MODELS:-[i3d,resnet2d50,landmark_static,landmark_dynamic,voice]}" \
+  --set "evaluate.models=${KNOWN_ANSWER_MODELS:-[i3d,resnet2d50,landmark_static,landmark_dynamic,landmark_trajectory,voice]}" \
   --set "evaluate.folds=[$(IFS=,; echo "${folds[*]}")]" --set 'evaluate.ablation.frames=[]' \
-  --set "evaluate.seeds=${KNOWN_ANSWER_SEEDS:-$seeds}"
+  --set "evaluate.seeds=${KNOWN_ANSWER_SEEDS:-$seeds}" --set "evaluate.baseline_seeds=${KNOWN_ANSWER_BASELINE_SEEDS:-[0]}"
