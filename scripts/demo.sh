@@ -29,7 +29,7 @@ hm validate --params params.yaml --ingest work/ingest --tubes work/facetubes --v
 # never meets a checkpoint written with other params (hypomimia train refuses to mix them).
 hm train --params params.yaml --tubes work/facetubes --ingest work/ingest --voice work/voice --out work/train --no-resume
 hm explain --params params.yaml --model work/train --tubes work/facetubes --ingest work/ingest --out work/explain
-# The study's comparison on every fold (the I3D's fold 0 is the model just trained; the landmark
+# The study's comparison on the demo's 2 folds (the I3D's fold 0 is the model just trained; the landmark
 # baselines take seconds), the blessing gate, and promotion of a blessed model to the 'champion' alias.
 hm evaluate --params params.yaml --model work/train --tubes work/facetubes --ingest work/ingest --voice work/voice --out work/evaluate
 hm registry promote --decision work/evaluate/blessing.json
