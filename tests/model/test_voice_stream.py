@@ -60,7 +60,9 @@ def test_voice_stream_and_fusion_are_plain_numbers_with_a_known_answer():
     subjects = np.arange(40).astype(str)
     fusion = VoiceFusion.fit(visual, voice, y, subjects, c=10.0, visual_temperature=2.0, min_subjects=3,
                              fallback_voice=stream.margin(x))  # fmt: skip
-    assert fusion.method == "stacking" and fusion.weights["voice"] > 0.7
+    assert fusion.method == "added_evidence" and fusion.weights["voice"] > 0.7
+    # the visual margin keeps its own weight (an offset, not a stacking weight): the voice is added to it
+    assert fusion.visual_coef == fusion.visual_scale
     fused = fusion.fuse(visual, voice)
     silent = np.isnan(voice)
     np.testing.assert_array_equal(
@@ -69,6 +71,18 @@ def test_voice_stream_and_fusion_are_plain_numbers_with_a_known_answer():
     # plain numbers: model.pt loads them with weights_only
     again = torch.load(_saved({"s": stream.to_dict(), "f": fusion.to_dict()}), weights_only=True)
     assert VoiceStream.from_dict(again["s"]) == stream and VoiceFusion.from_dict(again["f"]) == fusion
+
+    # A chance-level voice on the videos where the visual model is weakest (speech, in the phantom): the
+    # voice adds (almost) nothing and the face is not dropped there. A free stacking weight dropped it.
+    face = np.r_[rng.normal(-0.3, 1.0, 20), rng.normal(0.3, 1.0, 20)]  # a weak face on these videos
+    noise = rng.normal(0, 1, 40)
+    weak = VoiceFusion.fit(face, noise, y, subjects, c=1.0, visual_temperature=1.0, min_subjects=3,
+                           fallback_voice=noise)  # fmt: skip
+    assert weak.voice_coef < 0.3 * weak.visual_scale
+    np.testing.assert_allclose(np.diff(weak.fuse(face, np.zeros(40))), np.diff(face))  # ranks by the face
+    backwards = VoiceFusion.fit(face, -4.0 * (y - 0.5) + 0.1 * noise, y, subjects, c=1.0, visual_temperature=1.0,
+                                min_subjects=3, fallback_voice=noise)  # fmt: skip
+    assert backwards.voice_coef == 0.0  # a voice ranking the subjects backwards adds nothing, not its inverse
 
     # too few voiced validation subjects of a class: fixed equal standardised weights, and it says so
     few = VoiceFusion.fit(visual, voice, y, subjects, c=10.0, visual_temperature=2.0, min_subjects=30,

@@ -259,11 +259,19 @@ class VoiceFusion:
     For a video with voice, ``fused = visual_coef * (visual - visual_centre) / visual_scale + voice_coef *
     (voice - voice_centre) / voice_scale + bias``, with ``visual`` the calibrated visual margin (raw margin
     / ``visual_temperature``); for a video without voice, ``fused = visual``: the visual model's answer,
-    unchanged. ``method``: ``stacking`` (non-negative logistic stacking on the validation videos with
-    voice, as :class:`LateFusion`; it weighs and calibrates at once) or ``equal_weights`` when the
-    validation fold has too few voiced subjects of a class to fit it (``visual_coef = voice_coef =
-    visual_scale``, ``bias = visual_centre``: one visual SD per voice SD, the visual margin unchanged
-    for an average voice).
+    unchanged. ``method``:
+
+    * ``added_evidence`` (fitted since issue 25's measurements): the voice is evidence *added* to the
+      visual margin, ``fused = visual + w * z_voice + b`` (``visual_coef = visual_scale``), with ``w >= 0``
+      and ``b`` fitted on the validation videos with voice (:func:`added_evidence`). The visual margin
+      keeps its weight: the videos with voice are the speech clips, the visual model's weakest task, so a
+      free stacking weight there learned to drop the face on speech (video-only phantom, fold 1: visual
+      weight 0, a chance-level voice 0.47) and would lose the face's evidence wherever a voice is heard;
+    * ``stacking``: non-negative logistic stacking of both standardised margins (models trained before;
+      they load and fuse by the same formula);
+    * ``equal_weights`` when the validation fold has too few voiced subjects of a class to fit
+      (``visual_coef = voice_coef = visual_scale``, ``bias = visual_centre``: one visual SD per voice
+      SD, the visual margin unchanged for an average voice).
     """
 
     visual_centre: float
@@ -307,10 +315,10 @@ class VoiceFusion:
         if min(voiced.values()) < min_subjects:
             return cls(*centres, centres[1], centres[1], centres[0], float(visual_temperature), float(c),
                        "equal_weights", voiced)  # fmt: skip
-        z = np.c_[(v[has] - centres[0]) / centres[1], (voice[has] - centres[2]) / centres[3]]
-        coef, bias = nonnegative_stacking(z, y[has], c)
-        return cls(*centres, float(coef[0]), float(coef[1]), bias, float(visual_temperature), float(c),
-                   "stacking", voiced)  # fmt: skip
+        w, b = added_evidence(v[has], (voice[has] - centres[2]) / centres[3], y[has], c)
+        # visual + w * z_voice + b, written in the standardised form of fuse(): visual_coef = visual_scale
+        return cls(*centres, centres[1], w, b + centres[0], float(visual_temperature), float(c),
+                   "added_evidence", voiced)  # fmt: skip
 
     def visual(self, visual_margin: np.ndarray | float) -> np.ndarray:
         """The calibrated visual margin (what a video without voice is answered with)."""
@@ -375,6 +383,24 @@ def nonnegative_stacking(z: np.ndarray, y: np.ndarray, c: float) -> tuple[np.nda
     full = np.zeros(z.shape[1])
     full[keep] = np.maximum(head.coef_[0], 0.0)
     return full, float(head.intercept_[0])
+
+
+def added_evidence(visual: np.ndarray, z_voice: np.ndarray, y: np.ndarray, c: float) -> tuple[float, float]:
+    """(w, b) of ``P(PD) = sigmoid(visual + w * z_voice + b)``: a logistic regression with the calibrated
+    visual margin as a fixed offset, ``w >= 0`` (a voice that ranks the validation subjects backwards adds
+    nothing, as in :func:`nonnegative_stacking`), L2 on ``w`` of strength 1/``c`` as scikit-learn's ``C``."""
+    from scipy.optimize import minimize
+
+    visual, z, y = (np.asarray(a, np.float64) for a in (visual, z_voice, y))
+
+    def loss(wb: np.ndarray) -> tuple[float, np.ndarray]:
+        m = visual + wb[0] * z + wb[1]
+        g = c * (1.0 / (1.0 + np.exp(-m)) - y)
+        value = c * float(np.sum(np.logaddexp(0.0, m) - y * m)) + 0.5 * wb[0] ** 2
+        return value, np.array([float(np.sum(g * z)) + wb[0], float(np.sum(g))])
+
+    res = minimize(loss, np.zeros(2), jac=True, method="L-BFGS-B", bounds=[(0.0, None), (None, None)])
+    return float(res.x[0]), float(res.x[1])
 
 
 def _sd(x: np.ndarray) -> float:
