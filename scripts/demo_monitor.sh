@@ -23,13 +23,19 @@ hm phantom --params params.yaml --subjects 5 --videos-per-subject 4 --seed 101 -
 hm monitor camera "$W/phantom" "$W/camera" --change camera
 hm ingest "$W/camera/manifest.csv" --params params.yaml --out "$W/ingest"
 hm facetubes --params params.yaml --ingest "$W/ingest" --out "$W/facetubes"
+# The sound of both sides: the audio tests (SNR, bandwidth) and, for a model that listens, its voice outputs
+# (p_pd_voice) need the voice tables; the reference's is the one training read.
+REF_VOICE=${REF_VOICE:-work/voice}
+hm voice --params params.yaml --ingest "$W/ingest" --out "$W/voice"
+voice=(--current-voice "$W/voice")
+if [ -f "$REF_VOICE/voice.parquet" ]; then voice+=(--voice "$REF_VOICE"); fi
 
 # The model's outputs (calibrated P(PD), uncertain share, embedding) are monitored too when it is
 # there. Its reference is a sample of 20 of its held-out videos (whole subjects): scoring clips is most
 # of this step. Quality features are compared with the whole training cohort.
 if [ -f "$MODEL" ]; then model=(--model "$MODEL" --max-scored-reference 20); else model=(--no-model); fi
 hm monitor --params params.yaml --reference-ingest "$REF_INGEST" --reference-tubes "$REF_TUBES" \
-  --ingest "$W/ingest" --tubes "$W/facetubes" "${model[@]}" --out "$OUT"
+  --ingest "$W/ingest" --tubes "$W/facetubes" "${voice[@]}" "${model[@]}" --out "$OUT"
 
 cat <<MSG
 

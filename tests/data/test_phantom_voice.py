@@ -143,6 +143,20 @@ def test_audio_only_twins_silent_clips_differ_by_room_tone_alone(audio_only: Pat
         assert 20 * np.log10(np.sqrt(np.mean(samples**2)) / 2e-5) < 40
 
 
+def test_a_camera_change_keeps_the_sound(natural: Path, tmp_path):
+    """Another camera (or a mask) changes the picture, not the microphone: the monitor's camera known
+    answer must not turn into lost sound (audio_share), so the re-encoded clip keeps the voice."""
+    from hypomimia.phantom.camera import CHANGES, apply_to_video
+
+    src = natural / "videos" / "ph_s000_v00.mp4"
+    out = apply_to_video(src, tmp_path / "changed.mp4", CHANGES["camera"], fps=25)
+    before, rate = read_audio(src)
+    after, rate_after = read_audio(out)
+    assert rate_after == rate and len(after) == len(before)
+    assert np.corrcoef(before, after)[0, 1] > 0.99  # one more AAC generation, the same speech
+    assert _video_packets(out) != _video_packets(src)
+
+
 def test_video_only_pairs_share_one_voice_without_the_disease(video_only: Path):
     pd, control = _truth(video_only, "ph_s000_v00"), _truth(video_only, "ph_s001_v00")
     assert pd["profile"]["label"] == "pd" and pd["audio"]["voice"] == control["audio"]["voice"]

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from hypomimia.data.probe import sha256_file
-from hypomimia.data.video import iter_frames, write_mp4
+from hypomimia.data.video import AudioTrack, iter_frames, write_mp4
 
 
 @dataclass(frozen=True)
@@ -92,14 +92,35 @@ def occlude_video(
 
     Path(dst).parent.mkdir(parents=True, exist_ok=True)
     frames = (paint(i, f.rgb) for i, f in enumerate(iter_frames(src, threads=False)))
-    return write_mp4(dst, frames, fps, crf)
+    return write_mp4(dst, frames, fps, crf, same_sound(src))
 
 
 def apply_to_video(src: Path, dst: Path, change: CameraChange, fps: int, crf: int = 20) -> Path:
     """Write ``dst``: ``src`` decoded, changed frame by frame, re-encoded (deterministic for the same input)."""
     Path(dst).parent.mkdir(parents=True, exist_ok=True)
     frames = (change.apply(f.rgb) for f in iter_frames(src, threads=False))
-    return write_mp4(dst, frames, fps, change.crf if change.crf is not None else crf)
+    return write_mp4(dst, frames, fps, change.crf if change.crf is not None else crf, same_sound(src))
+
+
+def same_sound(src: Path) -> AudioTrack | None:
+    """``src``'s sound track, to carry over when only the picture changes: another camera (or a mask)
+    does not change the microphone, and a clip that lost its sound would be an audio finding of its own
+    (the monitor's ``audio_share``), not the camera's. None for a silent clip."""
+    import av
+
+    from hypomimia.phantom.microphone import read_track
+
+    with av.open(str(src)) as container:
+        if not container.streams.audio:
+            return None
+        stream = container.streams.audio[0]
+        seconds = float(stream.duration * stream.time_base) if stream.duration is not None else None
+    samples, rate, bitrate = read_track(Path(src))
+    if seconds is not None:  # the decoder also returns the last AAC frame's padding
+        samples = samples[: int(round(seconds * rate))]
+    return AudioTrack(
+        np.round(np.clip(samples, -1.0, 32767 / 32768) * 32768.0).astype(np.int16), rate, bitrate
+    )
 
 
 def apply_to_folder(

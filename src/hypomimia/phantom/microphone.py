@@ -73,7 +73,7 @@ CHANGES: dict[str, MicrophoneChange] = {
 }
 
 
-def _track(path: Path) -> tuple[np.ndarray, int, int]:
+def read_track(path: Path) -> tuple[np.ndarray, int, int]:
     """(mono samples at the stream's own rate, rate, bit rate) of ``path``'s first audio stream."""
     from hypomimia.voice.audio import decode_audio
 
@@ -95,7 +95,7 @@ def apply_to_video(src: Path, dst: Path, change: MicrophoneChange) -> Path:
     if silent:
         Path(dst).write_bytes(Path(src).read_bytes())
         return Path(dst)
-    samples, rate, bitrate = _track(Path(src))
+    samples, rate, bitrate = read_track(Path(src))
     pcm = np.round(change.apply(samples, rate, Path(src).stem) * 32768.0).astype(np.int16)
     return replace_audio(src, dst, AudioTrack(pcm, rate, bitrate))
 
