@@ -16,9 +16,11 @@ MODEL=${MODEL:-work/train/model.pt}
 OUT=${OUT:-work/monitor}
 W="$OUT/window"
 
-# 5 new subjects (seed 101: nobody from the training data), 4 clips each (every task once), the
-# demo's camera settings: a window of 20 videos, monitor.min_window...
-hm phantom --params params.yaml --subjects 5 --videos-per-subject 4 --seed 101 --out "$W/phantom"
+# 5 new subjects (seed 101: nobody from the training data), 6 clips each like the training subjects (the
+# same task mix: with 4 clips a quarter would speak instead of a sixth, and the share of clips with sound,
+# audio_share, would drift with the protocol, not the camera), the demo's camera settings: a window of 30
+# videos, monitor.min_window...
+hm phantom --params params.yaml --subjects 5 --videos-per-subject 6 --seed 101 --out "$W/phantom"
 # ...then seen through another camera: all four changes at once, milder (phantom.camera.CHANGES)
 hm monitor camera "$W/phantom" "$W/camera" --change camera
 hm ingest "$W/camera/manifest.csv" --params params.yaml --out "$W/ingest"
@@ -31,9 +33,10 @@ voice=(--current-voice "$W/voice")
 if [ -f "$REF_VOICE/voice.parquet" ]; then voice+=(--voice "$REF_VOICE"); fi
 
 # The model's outputs (calibrated P(PD), uncertain share, embedding) are monitored too when it is
-# there. Its reference is a sample of 20 of its held-out videos (whole subjects): scoring clips is most
+# there. Its reference is a sample of 30 of its held-out videos (whole subjects: 5, each with one speech clip,
+# monitor.audio_min_subjects for the voice model's outputs): scoring clips is most
 # of this step. Quality features are compared with the whole training cohort.
-if [ -f "$MODEL" ]; then model=(--model "$MODEL" --max-scored-reference 20); else model=(--no-model); fi
+if [ -f "$MODEL" ]; then model=(--model "$MODEL" --max-scored-reference 30); else model=(--no-model); fi
 hm monitor --params params.yaml --reference-ingest "$REF_INGEST" --reference-tubes "$REF_TUBES" \
   --ingest "$W/ingest" --tubes "$W/facetubes" "${voice[@]}" "${model[@]}" --out "$OUT"
 
