@@ -90,10 +90,13 @@ def redact_path(path: str | Path) -> str:
 # threads, at the first frame a graph processes; GLOG_minloglevel does not reach absl, and Python's
 # logging never sees these lines. ``import mediapipe`` (with protobuf 6) also prints a harmless
 # AttributeError through sys.stderr that reads like a crash. These patterns are the known noise.
+# Two native threads can interleave their writes: TFLite's "INFO: " then absl's whole line, then the
+# rest of TFLite's ("Created TensorFlow Lite XNNPACK delegate for CPU."): seen once in CI, so both
+# halves match on their own.
 NATIVE_NOISE = re.compile(
-    rb"^(?:[WI]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+\.cc:\d+\]"  # absl: W0000 00:00:17.. 123 x.cc:114]
+    rb"^(?:(?:INFO: )?[WI]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+\.cc:\d+\]"  # absl: W0000 00:00:17.. 123 x.cc:114]
     rb"|WARNING: All log messages before absl::InitializeLog\(\) is called"
-    rb"|INFO: Created TensorFlow Lite XNNPACK delegate"
+    rb"|(?:INFO: )?Created TensorFlow Lite XNNPACK delegate"
     rb"|AttributeError: 'MessageFactory' object has no attribute 'GetPrototype')"
 )
 _silenced_pid: int | None = None

@@ -53,3 +53,24 @@ def test_prediction_log_round_trip_and_time_window(tmp_path):
     frame = plog.to_frame(recs)
     assert {"q_blur", "q_face_size", "subject_ref", "p_pd"} <= set(frame.columns)
     assert frame["q_blur"].tolist() == [50.0, 51.0, 52.0]
+
+
+def test_the_native_log_filter_drops_interleaved_native_lines_and_keeps_the_rest():
+    """Two native threads can interleave: TFLite's "INFO: ", then absl's whole line, then the rest of
+    TFLite's. Both halves are noise (this pair reached a CI log once); a real message is kept."""
+    from hypomimia.logs import NATIVE_NOISE
+
+    interleaved = [
+        b"INFO: W0000 00:00:1796619390.529782   10883 inference_feedback_manager.cc:114] Feedback manager "
+        b"requires a model with a single signature inference. Disabling support for feedback tensors.\n",
+        b"Created TensorFlow Lite XNNPACK delegate for CPU.\n",
+        b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n",
+        b"W0000 00:00:1733.123   42 face_landmarker_graph.cc:174] Sets FaceBlendshapesGraph acceleration\n",
+    ]
+    assert all(NATIVE_NOISE.match(line) for line in interleaved)
+    for kept in (
+        b"ERROR: the video has no face\n",
+        b"INFO: evaluate: training i3d on fold 1\n",
+        b"Created by us\n",
+    ):
+        assert not NATIVE_NOISE.match(kept)
