@@ -113,11 +113,7 @@ def same_sound(src: Path) -> AudioTrack | None:
     with av.open(str(src)) as container:
         if not container.streams.audio:
             return None
-        stream = container.streams.audio[0]
-        seconds = float(stream.duration * stream.time_base) if stream.duration is not None else None
     samples, rate, bitrate = read_track(Path(src))
-    if seconds is not None:  # the decoder also returns the last AAC frame's padding
-        samples = samples[: int(round(seconds * rate))]
     return AudioTrack(
         np.round(np.clip(samples, -1.0, 32767 / 32768) * 32768.0).astype(np.int16), rate, bitrate
     )

@@ -74,13 +74,16 @@ CHANGES: dict[str, MicrophoneChange] = {
 
 
 def read_track(path: Path) -> tuple[np.ndarray, int, int]:
-    """(mono samples at the stream's own rate, rate, bit rate) of ``path``'s first audio stream."""
+    """(mono samples at the stream's own rate, rate, bit rate) of ``path``'s first audio stream, cut to the
+    stream's duration (the decoder also returns the last AAC frame's padding: a re-encoded track would grow)."""
     from hypomimia.voice.audio import decode_audio
 
     with av.open(str(path)) as container:
         stream = container.streams.audio[0]
         rate, bitrate = stream.codec_context.sample_rate, stream.codec_context.bit_rate or 48000
-    return decode_audio(path, rate, max_seconds=3600.0).samples, rate, bitrate
+        seconds = float(stream.duration * stream.time_base) if stream.duration is not None else None
+    samples = decode_audio(path, rate, max_seconds=3600.0).samples
+    return (samples if seconds is None else samples[: int(round(seconds * rate))]), rate, bitrate
 
 
 def apply_to_video(src: Path, dst: Path, change: MicrophoneChange) -> Path:
