@@ -83,7 +83,7 @@ def clip_speech(cfg: PhantomConfig, plan: VideoPlan, profile: Profile, events: l
     return synthesize(voice, effects, events, profile.amplitude, cfg.duration_s, cfg.voice.sample_rate, rng)
 
 
-def clip_room_tone(cfg: PhantomConfig, plan: VideoPlan) -> Speech:
+def clip_room_tone(cfg: PhantomConfig, plan: VideoPlan, profile: Profile) -> Speech:
     """The sound of a clip nobody speaks in: the subject's own microphone and room, no voice.
 
     Audio-only twins have byte-identical videos, so their silent clips would be byte duplicates (ingest
@@ -91,7 +91,7 @@ def clip_room_tone(cfg: PhantomConfig, plan: VideoPlan) -> Speech:
     first audio-only run scored every model 1.000). Room tone drawn for the subject, not the pair, keeps
     every clip apart and carries no label: gain and noise floor are drawn alike for PD and controls."""
     voice = subject_voice(cfg, plan.subject)
-    neutral = voice_effects(subject_profile(cfg, plan.subject), cfg.voice.cues, False)
+    neutral = voice_effects(profile, cfg.voice.cues, False)
     rng = cohort.rng_for(cfg.seed, cohort.AUDIO, plan.subject.index, plan.video, 2)
     return synthesize(voice, neutral, [], 1.0, cfg.duration_s, cfg.voice.sample_rate, rng)
 
@@ -164,7 +164,7 @@ def make_video(cfg: PhantomConfig, plan: VideoPlan, out_dir: Path, digests: dict
     if plan.task in cfg.voice.tasks:
         speak = lambda events: clip_speech(cfg, plan, profile, events)  # noqa: E731
     elif cfg.audio_only:
-        speak = lambda events: clip_room_tone(cfg, plan)  # noqa: E731
+        speak = lambda events: clip_room_tone(cfg, plan, profile)  # noqa: E731
     scene, timeline, crf, speech = render_clip(
         cfg, identity, profile, clip_key(cfg, plan), plan.task, out_dir / rel, pattern, cycles, digests, speak
     )
