@@ -120,14 +120,17 @@ def task_spec(
         "task_seed": task.seed,
         "repeat": train.repeat,
     }
-    uses_voice = task.setting.model == "voice" or (task.setting.network and plan.train_config(
-        task.setting, train, task.fold, cfg.epochs, task.seed).voice_stream.enabled)  # fmt: skip
+    tcfg = (
+        plan.train_config(task.setting, train, task.fold, cfg.epochs, task.seed)
+        if task.setting.network
+        else None
+    )
+    uses_voice = task.setting.model == "voice" or (tcfg is not None and tcfg.voice_stream.enabled)
     if data is not None:
         spec["data"] = {k: v for k, v in data.items() if k != "voice" or uses_voice}
-    if task.setting.network:
+    if tcfg is not None:
         from hypomimia.learning.training import config_fingerprint
 
-        tcfg = plan.train_config(task.setting, train, task.fold, cfg.epochs, task.seed)
         spec["train"] = config_fingerprint(tcfg)
     elif task.setting.model == "voice":
         spec["voice"] = train.voice_stream.model_dump(mode="json", exclude={"enabled", "fusion_c"})
