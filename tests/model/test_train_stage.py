@@ -132,3 +132,22 @@ def test_severity_head_trains_on_the_shared_trunk(tmp_path, head):
     out = loaded.model.forward_all(torch.rand(1, 3, 8, 32, 32))
     assert out["severity"].shape == (1, {"regression": 1, "ordinal": 4}[head])
     assert np.isfinite(r.history[0]["train_loss"])
+
+
+@pytest.mark.parametrize(
+    ("select", "kept", "epochs_run"),
+    [("best", 1, 2), ("last", 3, 3)],  # best: epoch 1's AUROC, early stop after patience 1; last: the end
+)
+def test_select_keeps_the_best_validation_epoch_or_the_last(tmp_path, monkeypatch, select, kept, epochs_run):
+    """Validation AUROC that only falls (as 8 noisy subjects can): ``best`` keeps the first epoch and stops
+    early; ``last`` keeps the schedule's end and trains every epoch. The kept weights are the model's."""
+    from hypomimia.stages import train as train_stage
+
+    falling = iter([(1.0, 0.5), (0.6, 0.6), (0.4, 0.7)])
+    monkeypatch.setattr(train_stage, "subject_auroc_and_nll", lambda clips: next(falling))
+    tubes, ingest = make_tubes(tmp_path, subjects=8, videos_per_subject=1, frames=16, size=32, folds=4)
+    cfg = tiny_train_config(epochs=3, patience=1, select=select, log_model=False, registered_model="")
+    r = run(cfg, tubes, ingest, tmp_path / "train", tracking_uri="off")
+    assert (r.best_epoch, r.epochs_run, len(r.history)) == (kept, epochs_run, epochs_run)
+    kept_state = torch.load(tmp_path / "train" / "checkpoints" / "best.pt", weights_only=True)
+    assert kept_state["epoch"] == kept

@@ -131,8 +131,13 @@ class TrainConfig(Section):
     amp: Literal["off", "bf16"] = Field("off", description="bf16 autocast on CPU and CUDA where supported")
     channels_last: bool = True
     compile: bool = False
+    select: Literal["best", "last"] = Field(
+        "best",
+        description="weights the model keeps: the epoch of best validation subject AUROC (with early "
+        "stopping), or the last epoch (the cosine schedule's end; no early stopping)",
+    )
     patience: int = Field(
-        5, ge=1, description="epochs without a better validation subject AUROC before stopping"
+        5, ge=1, description="epochs without a better validation subject AUROC before stopping (select: best)"
     )
     seed: int = Field(0, ge=0)
     deterministic: bool = True

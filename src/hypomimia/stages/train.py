@@ -237,11 +237,16 @@ def run(
                 "train_clips_per_s": n_clips * d.world / train_time,
             }
             progress["history"].append(row)
+            # select: last keeps every epoch's weights in turn (the schedule's end wins); best keeps the epoch
+            # of best validation AUROC, which on a fold of 8 subjects often picks an undertrained epoch 1.
+            keep = better or cfg.select == "last"
             if better:
-                progress.update(best_auc=val_auc, best_nll=val_nll, best_epoch=epoch + 1, bad_epochs=0)
+                progress.update(best_auc=val_auc, best_nll=val_nll, bad_epochs=0)
             else:
                 progress["bad_epochs"] += 1
-                progress["stopped_early"] = progress["bad_epochs"] >= cfg.patience
+                progress["stopped_early"] = cfg.select == "best" and progress["bad_epochs"] >= cfg.patience
+            if keep:
+                progress["best_epoch"] = epoch + 1
             progress["epoch"] = epoch + 1
             log.info(
                 "epoch %d/%d loss %.4f val subject AUROC %.3f (%.1f clips/s)",
@@ -252,7 +257,7 @@ def run(
                 row["train_clips_per_s"],
             )
             if d.is_main:
-                if better:
+                if keep:
                     save_checkpoint(out_dir / BEST, {"model": model.state_dict(), "epoch": epoch + 1})
                 save_checkpoint(
                     out_dir / CHECKPOINT,
@@ -273,7 +278,7 @@ def run(
                 tracker.epoch(row)
             ddp.barrier(d)
 
-        # Final: best weights, temperature on validation, metrics on the held-out test fold.
+        # Final: the kept weights (train.select), temperature on validation, metrics on the held-out test fold.
         best = torch.load(out_dir / BEST, map_location="cpu", weights_only=True)
         model.load_state_dict(best["model"])
         val_clips = predict_clips(model, val_dl, val_ds, cfg, d.device, d)
