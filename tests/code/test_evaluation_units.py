@@ -270,6 +270,27 @@ def test_consistency_resampling_tells_sampling_noise_from_miscalibration():
     )
 
 
+def test_videos_calibrated_one_by_one_make_a_cautious_subject_mean_and_the_report_shows_both_levels():
+    """Each video's p is its exact posterior (calibrated where the endpoint answers); a subject's p is the
+    mean of its 6 videos', which averages independent evidence away: the subject level is under-confident
+    (a sharpening temperature < 1), the video level is not, and ``summary`` reports both."""
+    rng = np.random.default_rng(1)
+    n, k, mu = 300, 6, 0.5
+    y = np.repeat(rng.integers(0, 2, n), k)
+    score = rng.normal(np.where(y == 1, mu, -mu), 1.0)
+    videos = pd.DataFrame({"video_id": [f"v{i}" for i in range(n * k)], "subject_id": [f"s{i // k}" for i in range(n * k)],
+                           "label": y, "p": 1 / (1 + np.exp(-2 * mu * score))})  # fmt: skip
+    subjects = (
+        videos.groupby("subject_id", sort=True).agg(label=("label", "first"), p=("p", "mean")).reset_index()
+    )
+    s = calibration.summary(subjects, {f"s{i}": i % 4 for i in range(n)}, "temperature", videos)
+    assert s["video"]["videos"] == n * k and s["video"]["p"] > 0.05  # calibrated per video: not flagged
+    assert s["video"]["ece"] == pytest.approx(calibration.consistency(videos["p"].to_numpy(), y)["ece"])
+    assert s["consistency_before"]["p"] < 0.01 and s["all_folds"]["temperature"] < 0.6  # cautious subjects
+    assert s["ece_after"] < s["ece_before"] / 2
+    assert "video" not in calibration.summary(subjects, {f"s{i}": i % 4 for i in range(n)}, "temperature")
+
+
 def test_the_gate_reports_each_seeds_own_verdict_and_can_require_agreement():
     seeds = [{"seed": 0, "auroc": 0.85, "auroc_ci95": (0.72, 0.95)},
              {"seed": 1, "auroc": 0.70, "auroc_ci95": (0.50, 0.86)}]  # fmt: skip

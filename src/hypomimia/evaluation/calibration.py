@@ -113,10 +113,13 @@ def consistency(p: np.ndarray, y: np.ndarray, resamples: int = 2000, seed: int =
             "p": float((1 + np.count_nonzero(null >= observed - 1e-12)) / (resamples + 1))}  # fmt: skip
 
 
-def summary(table: pd.DataFrame, fold_of: dict[str, int], method: str) -> dict:
+def summary(
+    table: pd.DataFrame, fold_of: dict[str, int], method: str, videos: pd.DataFrame | None = None
+) -> dict:
     """Pooled subject ECE and Brier before and after the cross-fitted map, the per-fold fits, and the
     map fitted on every subject (``all_folds``). With one fold there is nothing to cross-fit: "after"
-    is undefined (null) and ``note`` says so."""
+    is undefined (null) and ``note`` says so. ``videos`` (video_id, label, p): also the video-level ECE
+    of the before-probabilities and its consistency (``video``): the level the endpoint answers at."""
     p, y = table["p"].to_numpy(float), table["label"].to_numpy(int)
     n_folds = len({fold_of[str(s)] for s in table["subject_id"]})
     out = {
@@ -127,6 +130,9 @@ def summary(table: pd.DataFrame, fold_of: dict[str, int], method: str) -> dict:
         "brier_before": float(np.mean((p - y) ** 2)) if len(y) else math.nan,
         "consistency_before": consistency(p, y),
     }
+    if videos is not None:
+        out["video"] = {"videos": len(videos),
+                        **consistency(videos["p"].to_numpy(float), videos["label"].to_numpy(int))}  # fmt: skip
     if method == "none":
         return {**out, "ece_after": out["ece_before"], "brier_after": out["brier_before"], "folds": [],
                 "all_folds": {}, "note": "calibration off (evaluate.calibration: none)"}  # fmt: skip

@@ -22,6 +22,11 @@ def subject_table(clips: pd.DataFrame) -> pd.DataFrame:
     return aggregate(with_probability(clips), "subject")
 
 
+def video_table(clips: pd.DataFrame) -> pd.DataFrame:
+    """One row per video (the level ``/predict`` answers at): video_id, subject_id, label, p."""
+    return aggregate(with_probability(clips), "video")
+
+
 def roc_points(y: np.ndarray, p: np.ndarray) -> dict[str, list[float]]:
     from sklearn.metrics import roc_curve
 
@@ -301,19 +306,20 @@ def _seed_lines(ev: dict) -> list[str]:
     out = ["", "## Training seeds", "",
            "Each seed's own pooled subject AUROC (the subject bootstrap holds the trained models fixed, so "
            "only these rows show the training variability), then the seed ensemble.", "",
-           "| model | seed | subject AUROC | 95% CI | per fold | ECE |", "|---|---|---|---|---|---|"]  # fmt: skip
+           "| model | seed | subject AUROC | 95% CI | per fold | subject ECE | video ECE |",
+           "|---|---|---|---|---|---|---|"]  # fmt: skip
     for name, r in rows:
         for row in r["seeds"]["per_seed"]:
             folds = ", ".join(_f(f["subject_auroc"], 2) for f in row["folds"])
             out.append(f"| {name} | {row['seed']} | {_f(row['subject_auroc'])} | {_ci(row['auroc_ci95'])} | "
-                       f"{folds} | {_f(row['ece_before'])} |")  # fmt: skip
+                       f"{folds} | {_f(row['ece_before'])} | {_f(row.get('video_ece'))} |")  # fmt: skip
         sd = r["seeds"]
-        out.append(f"| {name} | mean ± SD | {_f(sd['auroc_mean'])} ± {_f(sd['auroc_sd'])} | | | |")
+        out.append(f"| {name} | mean ± SD | {_f(sd['auroc_mean'])} ± {_f(sd['auroc_sd'])} | | | | |")
         s = r["pooled"]["subject"]
         folds = ", ".join(_f(f["subject_auroc"], 2) for f in r["folds"])
-        out.append(
-            f"| {name} | **ensemble** | {_f(s['auroc'])} | {_ci(s['auroc_ci95'])} | {folds} | {_f(s['ece'])} |"
-        )
+        video_ece = (r.get("calibration") or {}).get("video", {}).get("ece")
+        out.append(f"| {name} | **ensemble** | {_f(s['auroc'])} | {_ci(s['auroc_ci95'])} | {folds} | "
+                   f"{_f(s['ece'])} | {_f(video_ece)} |")  # fmt: skip
     return out
 
 
@@ -328,14 +334,18 @@ def _calibration_lines(ev: dict) -> list[str]:
            "subjects; each run's own validation-fold temperature is the 'before'.", "",
            "ECE if calibrated: the mean (95th percentile) ECE of the same probabilities with labels drawn from "
            "them (consistency resampling); p: the share of those at least the observed ECE.", "",
+           "Video ECE: the same before-probabilities per video, the level the endpoint answers at (a subject's p is "
+           "the mean of its videos', which averages evidence away: cautious by construction).", "",
            "| model | ECE before | if calibrated | p | ECE after | if calibrated | p | Brier before | Brier after "
-           "| map fitted on every fold |", "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+           "| map fitted on every fold | video ECE | if calibrated | p |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for name, r in rows:
         c = r["calibration"]
         fitted = ", ".join(f"{k} {_f(v)}" for k, v in c["all_folds"].items())
         out.append(f"| {name} | {_f(c['ece_before'])} | {_consistency(c.get('consistency_before'))} | "
                    f"{_f(c['ece_after'])} | {_consistency(c.get('consistency_after'))} | {_f(c['brier_before'])} | "
-                   f"{_f(c['brier_after'])} | {fitted} |")  # fmt: skip
+                   f"{_f(c['brier_after'])} | {fitted} | {_f((c.get('video') or {}).get('ece'))} | "
+                   f"{_consistency(c.get('video'))} |")  # fmt: skip
     return out
 
 

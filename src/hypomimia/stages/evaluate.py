@@ -459,8 +459,9 @@ def _seed_summary(
     mean and SD over seeds. The ensemble's numbers are the setting's ``pooled``."""
     rows = []
     for seed, fold_clips in by_seed.items():
-        t = report.subject_table(pd.concat(fold_clips, ignore_index=True))
-        cal = calibration.summary(t, fold_of, cfg.calibration)
+        seed_clips = pd.concat(fold_clips, ignore_index=True)
+        t = report.subject_table(seed_clips)
+        cal = calibration.summary(t, fold_of, cfg.calibration, report.video_table(seed_clips))
         rows.append(
             {
                 "seed": seed,
@@ -472,6 +473,7 @@ def _seed_summary(
                 ],
                 "ece_before": cal["ece_before"],
                 "ece_after": cal["ece_after"],
+                "video_ece": cal["video"]["ece"],
             }
         )
     aucs = np.array([r["subject_auroc"] for r in rows], float)
@@ -567,7 +569,7 @@ def gather(
                 clips, n_bootstrap=cfg.bootstrap, seed=cfg.seed, bins=cfg.calibration_bins
             ),
             "seeds": _seed_summary(s, by_seed, wanted, fold_of, cfg) if s.network else None,
-            "calibration": calibration.summary(table, fold_of, cfg.calibration),
+            "calibration": calibration.summary(table, fold_of, cfg.calibration, report.video_table(clips)),
         }
         if s.model == "voice":  # subjects without any voiced video were scored p = 0.5
             voiced = pd.concat([c for fold_clips in by_seed.values() for c in fold_clips], ignore_index=True)
@@ -592,7 +594,7 @@ def gather(
                       for k, t in zip(wanted, (report.subject_table(c) for c in per_fold_clips), strict=True)],
             "pooled": report.pooled(clips, n_bootstrap=cfg.bootstrap, seed=cfg.seed, bins=cfg.calibration_bins),
             "seeds": _seed_summary(s, by_seed, wanted, fold_of, cfg),
-            "calibration": calibration.summary(table, fold_of, cfg.calibration),
+            "calibration": calibration.summary(table, fold_of, cfg.calibration, report.video_table(clips)),
         }  # fmt: skip
         tables[s.name], pooled_clips[s.name] = table, clips
 
