@@ -14,9 +14,9 @@
 #                 table on the natural data (add r3d18 with KNOWN_ANSWER_MODELS; it is the costly one on CPU).
 #                 3 training seeds of the recipe (KNOWN_ANSWER_SEEDS overrides; the other settings: 1), the
 #                 comparison networks 1 (KNOWN_ANSWER_BASELINE_SEEDS; a ResNet-50 seed is ~14 min), 4 folds pooled.
-#                 audio_only and video_only turn the voice stream on (train.voice_stream; params.yaml keeps it off until it is
-#                 measured); evaluate adds the voice model and the derived rows i3d_without_voice /
-#                 i3d_video_stream, paired on the same folds.
+#                 Every setting trains the shipped recipe (params.yaml: video + landmarks + voice, train.select: last);
+#                 evaluate adds the voice model and the derived rows i3d_without_voice / i3d_video_stream, paired
+#                 on the same folds.
 # Runs the demo's stages with the demo's params (plus the setting) into work/known_answer/<setting>/,
 # trains one model per test fold and pools the folds (hypomimia crossval -> crossval.json), then compares
 # the I3D with the baselines on the same folds (hypomimia evaluate -> evaluate/evaluation.md).
@@ -49,7 +49,7 @@ elif setting in ("eyes_only", "mouth_only"):
     p["train"]["epochs"] = max(p["train"]["epochs"], 8)
 elif setting in ("audio_only", "video_only"):
     p["phantom"][setting] = True
-    p["train"]["voice_stream"]["enabled"] = True  # these settings measure the voice stream (issue 25)
+    p["train"]["voice_stream"]["enabled"] = True  # these settings measure the voice stream (issue 25), whatever params.yaml says
 elif setting != "natural":
     sys.exit(f"unknown setting {setting!r}: use dynamic_only, no_cue, eyes_only, mouth_only, audio_only, "
              "video_only or natural")
