@@ -137,7 +137,10 @@ def silence_native_logs() -> None:
     def drain() -> None:  # at exit: close our end of the pipe, let the thread forward the rest
         with contextlib.suppress(AttributeError, ValueError, OSError):
             sys.stderr.flush()
-        os.dup2(original, 2)
+        try:
+            os.dup2(original, 2)
+        except OSError:  # the saved stderr is closed already (a test harness closed it): nothing to restore
+            return
         thread.join(timeout=1.0)
 
     atexit.register(drain)
