@@ -12,7 +12,7 @@ from hypomimia import jsonio
 from hypomimia.config.evaluate import BlessingConfig, EvaluateConfig
 from hypomimia.config.train import TrainConfig
 from hypomimia.errors import UserError
-from hypomimia.evaluation import blessing, calibration, landmarks, plan, stats
+from hypomimia.evaluation import blessing, calibration, external, landmarks, plan, stats
 from hypomimia.faces import landmarks as geo
 
 
@@ -289,6 +289,43 @@ def test_videos_calibrated_one_by_one_make_a_cautious_subject_mean_and_the_repor
     assert s["consistency_before"]["p"] < 0.01 and s["all_folds"]["temperature"] < 0.6  # cautious subjects
     assert s["ece_after"] < s["ece_before"] / 2
     assert "video" not in calibration.summary(subjects, {f"s{i}": i % 4 for i in range(n)}, "temperature")
+
+
+def _cohort(seed: int, n: int, k: int = 6, mu: float = 0.5) -> pd.DataFrame:
+    """n subjects of k videos, each video's p its exact posterior (the construction above)."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(rng.integers(0, 2, n), k)
+    score = rng.normal(np.where(y == 1, mu, -mu), 1.0)
+    return pd.DataFrame({"video_id": [f"v{i}" for i in range(n * k)], "subject_id": [f"s{i // k}" for i in range(n * k)],
+                         "label": y, "p": 1 / (1 + np.exp(-2 * mu * score))})  # fmt: skip
+
+
+def test_the_deployment_map_fitted_in_development_calibrates_an_unseen_cohort():
+    """evaluate's per-seed map (fitted on every held-out subject) applied to a new cohort's subject means:
+    the cautious subject level becomes consistent with calibrated there, and the report says so."""
+    dev = external.subjects(_cohort(1, 300))
+    cal_map = calibration.summary(dev, {f"s{i}": i % 4 for i in range(300)}, "temperature")["all_folds"]
+    evaluation = {"reference": "i3d", "settings": {"i3d": {"seeds": {"per_seed": [
+        {"seed": 0, "calibration_map": {"temperature": 9.0}}, {"seed": 1, "calibration_map": cal_map}]}}}}  # fmt: skip
+    assert external.deployment_map(evaluation, 1) == cal_map and external.deployment_map(evaluation, 2) == {}
+    assert external.deployment_map({"settings": {}}, 0) == {}  # an older evaluation.json: no map, no crash
+    unseen = _cohort(2, 400)
+    r = external.measure(unseen, cal_map, bootstrap=50)
+    assert r["subjects"] == 400 and r["videos"] == 2400 and r["subject_auroc"] > 0.8
+    assert r["before"]["p"] < 0.01 and r["after"]["p"] > 0.05  # miscalibrated before, consistent after
+    assert r["after"]["ece"] < r["before"]["ece"] / 2 and r["brier_after"] < r["brier_before"]
+    expected = calibration.apply(external.subjects(unseen)["p"].to_numpy(), cal_map)
+    assert r["after"]["ece"] == pytest.approx(
+        calibration.consistency(expected, external.subjects(unseen)["label"].to_numpy())["ece"]
+    )
+    wrong = external.measure(unseen, {"temperature": 9.0}, bootstrap=0)  # a map from another seed's model
+    assert wrong["after"]["p"] < 0.01
+    none = external.measure(unseen, {}, bootstrap=0)
+    assert none["after"] is None and "undefined" in none["note"]
+    s = external.summarize([r, wrong, none])
+    assert s["models"] == 3 and s["ece_after"]["mean"] == pytest.approx(
+        (r["after"]["ece"] + wrong["after"]["ece"]) / 2
+    )
 
 
 def test_the_gate_reports_each_seeds_own_verdict_and_can_require_agreement():

@@ -474,6 +474,9 @@ def _seed_summary(
                 "ece_before": cal["ece_before"],
                 "ece_after": cal["ece_after"],
                 "video_ece": cal["video"]["ece"],
+                # the map fitted on every held-out subject of this seed: what a deployment of this seed's
+                # model applies to a subject's mean probability (hypomimia external reads it)
+                "calibration_map": cal["all_folds"],
             }
         )
     aucs = np.array([r["subject_auroc"] for r in rows], float)

@@ -1,0 +1,53 @@
+"""`hypomimia external`: trained models on a labelled cohort they never saw (external validation)."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+
+def external(
+    models: Annotated[
+        list[Path], typer.Argument(help="train output folders (metadata.json + model.pt), e.g. work/train")
+    ],
+    ingest: Annotated[Path, typer.Option(help="the cohort's ingest output folder")] = Path(
+        "work/external/ingest"
+    ),
+    tubes: Annotated[Path, typer.Option(help="the cohort's facetubes output folder")] = Path(
+        "work/external/facetubes"
+    ),
+    voice: Annotated[
+        Path | None, typer.Option(help="the cohort's voice output folder (a model with the voice reads it)")
+    ] = None,
+    evaluation: Annotated[
+        Path | None,
+        typer.Option(help="evaluate's evaluation.json: each model's seed's subject calibration map"),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("work/external/report"),
+    params: Annotated[Path, typer.Option(help="params file (evaluate.bootstrap, evaluate.seed)")] = Path(
+        "params.yaml"
+    ),
+    threads: Annotated[int, typer.Option(min=1, help="torch threads")] = 2,
+) -> None:
+    """Score a labelled cohort with trained models as /predict does; subject AUROC and calibration."""
+    from hypomimia.config import load_params
+    from hypomimia.errors import UserError
+    from hypomimia.stages.external import run
+
+    missing = [str(m) for m in models if not (Path(m) / "metadata.json").is_file()]
+    if missing:
+        raise UserError(
+            f"no trained model (metadata.json) in {', '.join(missing)}",
+            "pass 'hypomimia train' output folders",
+        )
+    p = load_params(params)
+    r = run(models, ingest, tubes, out, evaluation=evaluation, voice_dir=voice,
+            bootstrap=p.evaluate.bootstrap, seed=p.evaluate.seed, threads=threads)  # fmt: skip
+    console = Console()
+    console.print((r.out_dir / "external.md").read_text(), markup=False, highlight=False)
+    console.print(f"report: {r.out_dir / 'external.json'}  ({r.seconds:.0f} s)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("external")(external)
