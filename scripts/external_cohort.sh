@@ -21,30 +21,15 @@ for m in "${models[@]}"; do
   [ -f "$m/metadata.json" ] || { echo "no trained model in $m: run 'bash scripts/known_answer.sh natural' first" >&2; exit 2; }
 done
 mkdir -p "$out"
-render=$(python - "$out" <<'PY'
-import json, os, sys
-from pathlib import Path
+python - "$out" <<'PY'
+import os, sys
 import yaml
-out = Path(sys.argv[1])
 p = yaml.safe_load(open("params.yaml"))
 p["phantom"]["seed"] = int(os.environ.get("EXTERNAL_SEED", 1))  # not the training study's seed (0)
 p["phantom"]["subjects"] = int(os.environ.get("EXTERNAL_SUBJECTS", 128))
-yaml.safe_dump(p, open(out / "params.yaml", "w"), sort_keys=False)
-# the same generator config as last time -> the same videos (the phantom is deterministic): do not render again
-wanted = {k: v for k, v in p["phantom"].items() if k != "workers"}
-stamp = out / "render.json"
-print("skip" if stamp.is_file() and json.loads(stamp.read_text()) == wanted else "render")
-(out / "render.wanted.json").write_text(json.dumps(wanted))
+yaml.safe_dump(p, open(f"{sys.argv[1]}/params.yaml", "w"), sort_keys=False)
 PY
-)
-hypomimia config validate "$out/params.yaml"
-if [ "$render" = render ]; then
-  rm -rf "$out/data"
-  hypomimia phantom --params "$out/params.yaml" --out "$out/data"
-  mv "$out/render.wanted.json" "$out/render.json"
-fi
-hypomimia ingest "$out/data/manifest.csv" --params "$out/params.yaml" --out "$out/ingest"
-hypomimia facetubes --params "$out/params.yaml" --ingest "$out/ingest" --out "$out/facetubes" --cache work/tube-cache
-hypomimia voice --params "$out/params.yaml" --ingest "$out/ingest" --out "$out/voice" --cache work/voice-cache
+source scripts/phantom_study.sh
+prepare_study "$out"   # the cohort passes the same validation gate as a training study
 hypomimia external "${models[@]}" --params "$out/params.yaml" --ingest "$out/ingest" --tubes "$out/facetubes" \
   --voice "$out/voice" --evaluation "$ka/evaluation.json" --out "$out/report"

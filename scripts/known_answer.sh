@@ -29,8 +29,8 @@ setting=${1:-dynamic_only}
 shift || true
 out=work/known_answer/$setting
 mkdir -p "$out"
-render=$(python - "$setting" "$out" <<'PY'
-import json, sys
+python - "$setting" "$out" <<'PY'
+import sys
 from pathlib import Path
 import yaml
 setting, out = sys.argv[1], Path(sys.argv[2])
@@ -56,26 +56,9 @@ elif setting != "natural":
 p["train"]["experiment"] = f"hypomimia-known-answer-{setting}"
 p["train"]["registered_model"] = ""  # known-answer models never become champions
 yaml.safe_dump(p, open(out / "params.yaml", "w"), sort_keys=False)
-# same generator config and renderer code as last time -> the same videos (deterministic): do not render
-import hashlib
-code = hashlib.sha256(b"".join(f.read_bytes() for f in sorted(Path("src/hypomimia/phantom").rglob("*.py")))).hexdigest()
-wanted = {"config": {k: v for k, v in p["phantom"].items() if k != "workers"}, "renderer_sha256": code}
-stamp = out / "render.json"
-print("skip" if stamp.is_file() and json.loads(stamp.read_text()) == wanted else "render")
-(out / "render.wanted.json").write_text(json.dumps(wanted))
 PY
-)
-hypomimia config validate "$out/params.yaml"
-if [ "$render" = render ]; then
-  rm -rf "$out/data"
-  hypomimia phantom --params "$out/params.yaml" --out "$out/data"
-  mv "$out/render.wanted.json" "$out/render.json"
-fi
-hypomimia ingest "$out/data/manifest.csv" --params "$out/params.yaml" --out "$out/ingest"
-hypomimia facetubes --params "$out/params.yaml" --ingest "$out/ingest" --out "$out/facetubes" --cache work/tube-cache
-hypomimia voice --params "$out/params.yaml" --ingest "$out/ingest" --out "$out/voice" --cache work/voice-cache
-hypomimia validate --params "$out/params.yaml" --ingest "$out/ingest" --tubes "$out/facetubes" --voice "$out/voice" \
-  --out "$out/validate"
+source scripts/phantom_study.sh
+prepare_study "$out"
 folds=("$@")
 if [ ${#folds[@]} -eq 0 ] && [[ $setting == eyes_only || $setting == mouth_only ]]; then
   folds=(0)  # a region known answer needs one trained model and its held-out fold
@@ -102,7 +85,7 @@ if [ "$setting" = eyes_only ] || [ "$setting" = mouth_only ]; then
       --ingest "$out/ingest" --out "$out/explain/fold$k" --tracking-uri off
   done
   python - "$setting" "$out" "${folds[@]}" <<'PY'
-import json, sys
+import sys
 from pathlib import Path
 setting, out, folds = sys.argv[1], Path(sys.argv[2]), sys.argv[3:]
 want = setting.removesuffix("_only")
