@@ -318,6 +318,11 @@ def test_the_deployment_map_fitted_in_development_calibrates_an_unseen_cohort():
     assert r["after"]["ece"] == pytest.approx(
         calibration.consistency(expected, external.subjects(unseen)["label"].to_numpy())["ece"]
     )
+    # a map fitted on a calibration cohort (another draw of 400) brings the unseen one's ECE down as well
+    platt = external.cohort_map(_cohort(3, 400), "platt")
+    with_cohort = external.measure(unseen, cal_map, bootstrap=0, cohort_cal=platt)
+    assert with_cohort["cohort_map"] == platt and r["after_cohort_map"] is None
+    assert with_cohort["after_cohort_map"]["ece"] < r["before"]["ece"] / 3  # 0.058 vs 0.273
     wrong = external.measure(unseen, {"temperature": 9.0}, bootstrap=0)  # a map from another seed's model
     assert wrong["after"]["p"] < 0.01
     none = external.measure(unseen, {}, bootstrap=0)

@@ -84,6 +84,32 @@ def test_every_cohort_video_is_accounted_for_and_scored_as_the_endpoint_scores_i
     assert json.loads((r.out_dir / "external.json").read_text())["provenance"]["stage"] == "external"
 
 
+def test_a_calibration_cohort_fits_each_models_map_there_and_applies_it_here(world, tmp_path):
+    first = stage.run([world["model"]], world["ingest"], world["tubes"], tmp_path / "a", bootstrap=0)
+    r = stage.run([world["model"]], world["ingest"], world["tubes"], tmp_path / "b", bootstrap=0,
+                  calibration_cohort=first.out_dir, method="temperature")  # fmt: skip
+    m = r.report["models"][0]
+    scores = pd.read_parquet(first.out_dir / "scores.parquet")
+    subj = scores.groupby("subject_id").agg(label=("label", "first"), p=("p", "mean"))
+    fitted = calibration.fit(subj["p"].to_numpy(), subj["label"].to_numpy(), "temperature")
+    assert m["cohort_map"] == fitted
+    after = calibration.apply(subj["p"].to_numpy(), fitted)
+    assert m["after_cohort_map"]["ece"] == pytest.approx(
+        calibration.consistency(after, subj["label"].to_numpy())["ece"]
+    )
+    assert "after the calibration cohort's map" in (r.out_dir / "external.md").read_text()
+    other = pd.read_parquet(first.out_dir / "scores.parquet").assign(model="elsewhere/train")
+    other.to_parquet(tmp_path / "a" / "scores.parquet", index=False)
+    with pytest.raises(UserError, match="was not scored by"):
+        stage.run(
+            [world["model"]],
+            world["ingest"],
+            world["tubes"],
+            tmp_path / "c",
+            calibration_cohort=tmp_path / "a",
+        )
+
+
 def test_a_model_without_a_map_for_its_seed_reports_after_as_undefined(world):
     other = world["root"] / "other.json"
     other.write_text(json.dumps({"reference": "i3d", "settings": {}}))

@@ -24,6 +24,16 @@ def external(
         Path | None,
         typer.Option(help="evaluate's evaluation.json: each model's seed's subject calibration map"),
     ] = None,
+    calibration_cohort: Annotated[
+        Path | None,
+        typer.Option(
+            help="another cohort's 'hypomimia external' output folder, scored by the same models: each model's "
+            "subject map is fitted there and applied here"
+        ),
+    ] = None,
+    method: Annotated[
+        str, typer.Option(help="the calibration cohort's map: platt (slope + intercept) or temperature")
+    ] = "platt",
     out: Annotated[Path, typer.Option(help="output folder")] = Path("work/external/report"),
     params: Annotated[Path, typer.Option(help="params file (evaluate.bootstrap, evaluate.seed)")] = Path(
         "params.yaml"
@@ -41,8 +51,11 @@ def external(
             f"no trained model (metadata.json) in {', '.join(missing)}",
             "pass 'hypomimia train' output folders",
         )
+    if method not in ("platt", "temperature"):
+        raise UserError(f"unknown --method {method!r}", "use platt or temperature")
     p = load_params(params)
     r = run(models, ingest, tubes, out, evaluation=evaluation, voice_dir=voice,
+            calibration_cohort=calibration_cohort, method=method,
             bootstrap=p.evaluate.bootstrap, seed=p.evaluate.seed, threads=threads)  # fmt: skip
     console = Console()
     console.print((r.out_dir / "external.md").read_text(), markup=False, highlight=False)

@@ -26,9 +26,23 @@ def subjects(videos: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def measure(videos: pd.DataFrame, cal_map: dict[str, float] | None, bootstrap: int, seed: int = 0) -> dict:
+def cohort_map(videos: pd.DataFrame, method: str) -> dict[str, float]:
+    """A subject-level map fitted on another labelled cohort's videos scored by the same model (its
+    ``scores.parquet`` rows): a calibration cohort, larger than the study's 32 held-out subjects."""
+    table = subjects(videos)
+    return calibration.fit(table["p"].to_numpy(float), table["label"].to_numpy(int), method)
+
+
+def measure(
+    videos: pd.DataFrame,
+    cal_map: dict[str, float] | None,
+    bootstrap: int,
+    seed: int = 0,
+    cohort_cal: dict[str, float] | None = None,
+) -> dict:
     """One model on the cohort. ``videos``: video_id, subject_id, label (0/1), p (the served P(PD)).
-    ``cal_map``: evaluate's subject-level map for this model's seed (None or {}: not available)."""
+    ``cal_map``: evaluate's subject-level map for this model's seed (None or {}: not available).
+    ``cohort_cal``: a map fitted on a calibration cohort (:func:`cohort_map`); its result is ``after_cohort_map``."""
     table = subjects(videos)
     y, p = table["label"].to_numpy(int), table["p"].to_numpy(float)
     out = {
@@ -41,6 +55,10 @@ def measure(videos: pd.DataFrame, cal_map: dict[str, float] | None, bootstrap: i
         "before": calibration.consistency(p, y),
         "video": calibration.consistency(videos["p"].to_numpy(float), videos["label"].to_numpy(int)),
         "calibration_map": cal_map or {},
+        "cohort_map": cohort_cal or {},
+        "after_cohort_map": calibration.consistency(calibration.apply(p, cohort_cal), y)
+        if cohort_cal
+        else None,
     }
     if not cal_map:
         return {**out, "after": None, "brier_after": math.nan,
@@ -67,6 +85,9 @@ def summarize(rows: list[dict]) -> dict:
         "ece_if_calibrated": stats(
             [r["after"]["expected_if_calibrated"] if r["after"] else math.nan for r in rows]
         ),
+        "ece_after_cohort_map": stats(
+            [r["after_cohort_map"]["ece"] if r.get("after_cohort_map") else math.nan for r in rows]
+        ),
         "video_ece": stats([r["video"]["ece"] for r in rows]),
     }
 
@@ -79,4 +100,4 @@ def deployment_map(evaluation: dict, seed: int, setting: str | None = None) -> d
     return next((dict(r.get("calibration_map") or {}) for r in per_seed if r.get("seed") == seed), {})
 
 
-__all__ = ["deployment_map", "measure", "subjects", "summarize"]
+__all__ = ["cohort_map", "deployment_map", "measure", "subjects", "summarize"]

@@ -78,10 +78,14 @@ def run(
     *,
     evaluation: Path | None = None,
     voice_dir: Path | None = None,
+    calibration_cohort: Path | None = None,
+    method: str = "platt",
     bootstrap: int = 1000,
     seed: int = 0,
     threads: int = 2,
 ) -> ExternalResult:
+    """``calibration_cohort``: another cohort's report folder (its ``scores.parquet``, scored by the same
+    models): each model's subject map (``method``) is fitted there and applied here (``after_cohort_map``)."""
     from hypomimia.monitoring.scoring import Scorer
 
     t0 = time.perf_counter()
@@ -90,6 +94,7 @@ def run(
     table, counts = cohort(ingest_dir, tubes_dir)
     voice = read_stage_table(voice_dir, "voice.parquet", "voice") if voice_dir is not None else None
     ev = _evaluation(evaluation)
+    other = _calibration_scores(calibration_cohort)
     rows, scores = [], []
     for path in models:
         scorer = Scorer.load(path, threads)
@@ -109,8 +114,17 @@ def run(
         )
         log.info("%s: %d videos scored in %.0f s", path, len(videos), time.perf_counter() - t)
         cal_map = external.deployment_map(ev, model_seed) if ev is not None and model_seed is not None else {}
+        cohort_cal = {}
+        if other is not None:
+            mine = other[other["model"].map(lambda m: Path(m).resolve()) == Path(path).resolve()]
+            if mine.empty:
+                raise UserError(
+                    f"the calibration cohort {calibration_cohort} was not scored by {path}",
+                    "run 'hypomimia external' on the calibration cohort with the same models first",
+                )
+            cohort_cal = external.cohort_map(mine, method)
         rows.append({"model": str(path), "seed": model_seed, "fold": fold,
-                     **external.measure(videos, cal_map, bootstrap, seed)})  # fmt: skip
+                     **external.measure(videos, cal_map, bootstrap, seed, cohort_cal)})  # fmt: skip
         scores.append(videos.assign(model=str(path)))
     report = {
         "cohort": {
@@ -123,14 +137,26 @@ def run(
         "level": "subject = the mean of its videos' served P(PD); 'after' = the seed's deployment map from evaluate",
         "provenance": stamp(
             "external",
-            {"bootstrap": bootstrap, "seed": seed},
-            {"ingest": ingest_dir, "tubes": tubes_dir, "voice": voice_dir, "evaluation": evaluation},
+            {"bootstrap": bootstrap, "seed": seed, "method": method},
+            {
+                "ingest": ingest_dir,
+                "tubes": tubes_dir,
+                "voice": voice_dir,
+                "evaluation": evaluation,
+                "calibration_cohort": calibration_cohort,
+            },
         ),
     }
     pd.concat(scores, ignore_index=True).to_parquet(out_dir / "scores.parquet", index=False)
     jsonio.write(out_dir / "external.json", report)
     (out_dir / "external.md").write_text(markdown(report), encoding="utf-8")
     return ExternalResult(out_dir, report, time.perf_counter() - t0)
+
+
+def _calibration_scores(folder: Path | None) -> pd.DataFrame | None:
+    if folder is None:
+        return None
+    return read_stage_table(folder, "scores.parquet", "external", ("model", "subject_id", "label", "p"))
 
 
 def _evaluation(path: Path | None) -> dict | None:
@@ -148,36 +174,36 @@ def _f(x: Any, digits: int = 3) -> str:
     return "-" if x is None or (isinstance(x, float) and not np.isfinite(x)) else f"{x:.{digits}f}"
 
 
+def _ece(c: dict | None) -> str:
+    """An ECE with what a calibrated model would show and p; '-' where undefined."""
+    return f"{_f(c['ece'])} ({_f(c['expected_if_calibrated'])}, p {_f(c['p'], 2)})" if c else "-"
+
+
 def markdown(report: dict) -> str:
-    c = report["cohort"]
+    c, s = report["cohort"], report["summary"]
     lines = [
         "# External validation",
         "",
         f"Cohort: {c['subjects']} subjects ({c['pd_subjects']} PD), {c['scored']} of {c['videos']} videos scored "
         f"({c['quarantined_at_ingest']} quarantined at ingest, {c['no_face_tube']} without a face tube, "
-        f"{c['unlabelled']} unlabelled). {report['level']}.",
+        f"{c['unlabelled']} unlabelled). {report['level']}. ECE (if calibrated, p).",
         "",
-        "| model | seed | fold | subject AUROC (95% CI) | subject ECE before | after the map (if calibrated, p) | video ECE (if calibrated) |",
-        "|---|---|---|---|---|---|---|",
+        "| model | seed | fold | subject AUROC (95% CI) | subject ECE before | after the seed's map "
+        "| after the calibration cohort's map | video ECE |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in report["models"]:
         lo, hi = r["auroc_ci95"]
-        after = r["after"]
         lines.append(
             f"| {'/'.join(Path(r['model']).parts[-3:])} | {r['seed']} | {r['fold']} | {_f(r['subject_auroc'])} "
-            f"({_f(lo, 2)}-{_f(hi, 2)}) | {_f(r['before']['ece'])} | "
-            + (
-                f"{_f(after['ece'])} ({_f(after['expected_if_calibrated'])}, p {_f(after['p'], 2)})"
-                if after
-                else "-"
-            )
-            + f" | {_f(r['video']['ece'])} ({_f(r['video']['expected_if_calibrated'])}) |"
+            f"({_f(lo, 2)}-{_f(hi, 2)}) | {_ece(r['before'])} | {_ece(r['after'])} | {_ece(r['after_cohort_map'])} "
+            f"| {_ece(r['video'])} |"
         )
-    s = report["summary"]
     lines += [
         "",
         f"Over {s['models']} models: subject AUROC {_f(s['subject_auroc']['mean'])} (SD {_f(s['subject_auroc']['sd'])}); "
-        f"subject ECE {_f(s['ece_before']['mean'])} before, {_f(s['ece_after']['mean'])} after the map "
+        f"subject ECE {_f(s['ece_before']['mean'])} before, {_f(s['ece_after']['mean'])} after the seed's map, "
+        f"{_f(s['ece_after_cohort_map']['mean'])} after the calibration cohort's "
         f"(a calibrated model: {_f(s['ece_if_calibrated']['mean'])}); video ECE {_f(s['video_ece']['mean'])}.",
         "",
     ]
