@@ -14,6 +14,7 @@ from hypomimia.config.train import TrainConfig
 from hypomimia.errors import UserError
 from hypomimia.evaluation import blessing, calibration, external, landmarks, plan, stats
 from hypomimia.faces import landmarks as geo
+from hypomimia.learning.metrics import aggregate
 
 
 def test_delong_matches_the_paired_bootstrap_and_detects_a_real_difference():
@@ -303,7 +304,7 @@ def _cohort(seed: int, n: int, k: int = 6, mu: float = 0.5) -> pd.DataFrame:
 def test_the_deployment_map_fitted_in_development_calibrates_an_unseen_cohort():
     """evaluate's per-seed map (fitted on every held-out subject) applied to a new cohort's subject means:
     the cautious subject level becomes consistent with calibrated there, and the report says so."""
-    dev = external.subjects(_cohort(1, 300))
+    dev = aggregate(_cohort(1, 300), "subject")
     cal_map = calibration.summary(dev, {f"s{i}": i % 4 for i in range(300)}, "temperature")["all_folds"]
     evaluation = {"reference": "i3d", "settings": {"i3d": {"seeds": {"per_seed": [
         {"seed": 0, "calibration_map": {"temperature": 9.0}}, {"seed": 1, "calibration_map": cal_map}]}}}}  # fmt: skip
@@ -314,9 +315,9 @@ def test_the_deployment_map_fitted_in_development_calibrates_an_unseen_cohort():
     assert r["subjects"] == 400 and r["videos"] == 2400 and r["subject_auroc"] > 0.8
     assert r["before"]["p"] < 0.01 and r["after"]["p"] > 0.05  # miscalibrated before, consistent after
     assert r["after"]["ece"] < r["before"]["ece"] / 2 and r["brier_after"] < r["brier_before"]
-    expected = calibration.apply(external.subjects(unseen)["p"].to_numpy(), cal_map)
+    expected = calibration.apply(aggregate(unseen, "subject")["p"].to_numpy(), cal_map)
     assert r["after"]["ece"] == pytest.approx(
-        calibration.consistency(expected, external.subjects(unseen)["label"].to_numpy())["ece"]
+        calibration.consistency(expected, aggregate(unseen, "subject")["label"].to_numpy())["ece"]
     )
     # a map fitted on a calibration cohort (another draw of 400) brings the unseen one's ECE down as well
     platt = external.cohort_map(_cohort(3, 400), "platt")

@@ -16,20 +16,13 @@ import numpy as np
 import pandas as pd
 
 from hypomimia.evaluation import calibration
-from hypomimia.learning.metrics import auroc, balanced_accuracy, bootstrap_ci
-
-
-def subjects(videos: pd.DataFrame) -> pd.DataFrame:
-    """One row per subject: subject_id, label (0/1), p = the mean of its videos' probabilities."""
-    return (
-        videos.groupby("subject_id", sort=True).agg(label=("label", "first"), p=("p", "mean")).reset_index()
-    )
+from hypomimia.learning.metrics import aggregate, auroc, balanced_accuracy, bootstrap_ci
 
 
 def cohort_map(videos: pd.DataFrame, method: str) -> dict[str, float]:
     """A subject-level map fitted on another labelled cohort's videos scored by the same model (its
     ``scores.parquet`` rows): a calibration cohort, larger than the study's 32 held-out subjects."""
-    table = subjects(videos)
+    table = aggregate(videos, "subject")  # a subject's p: the mean of its videos'
     return calibration.fit(table["p"].to_numpy(float), table["label"].to_numpy(int), method)
 
 
@@ -43,7 +36,7 @@ def measure(
     """One model on the cohort. ``videos``: video_id, subject_id, label (0/1), p (the served P(PD)).
     ``cal_map``: evaluate's subject-level map for this model's seed (None or {}: not available).
     ``cohort_cal``: a map fitted on a calibration cohort (:func:`cohort_map`); its result is ``after_cohort_map``."""
-    table = subjects(videos)
+    table = aggregate(videos, "subject")  # a subject's p: the mean of its videos'
     y, p = table["label"].to_numpy(int), table["p"].to_numpy(float)
     out = {
         "subjects": len(table),
@@ -100,4 +93,4 @@ def deployment_map(evaluation: dict, seed: int, setting: str | None = None) -> d
     return next((dict(r.get("calibration_map") or {}) for r in per_seed if r.get("seed") == seed), {})
 
 
-__all__ = ["cohort_map", "deployment_map", "measure", "subjects", "summarize"]
+__all__ = ["cohort_map", "deployment_map", "measure", "summarize"]

@@ -24,11 +24,10 @@ from hypomimia import jsonio
 from hypomimia.data.artifacts import read_stage_table
 from hypomimia.errors import UserError
 from hypomimia.evaluation import external
+from hypomimia.learning.clips import LABEL_INDEX
 from hypomimia.lineage.provenance import stamp
 
 log = logging.getLogger(__name__)
-
-LABELS = {"control": 0, "pd": 1}
 
 
 @dataclass(frozen=True)
@@ -46,12 +45,12 @@ def cohort(ingest_dir: Path, tubes_dir: Path) -> tuple[pd.DataFrame, dict[str, i
         tubes_dir, "tubes.parquet", "facetubes", ("video_id", "subject_id", "label", "status", "tube")
     )
     accepted = tubes[tubes["status"] == "accepted"]
-    labelled = accepted[accepted["label"].isin(list(LABELS))]
+    labelled = accepted[accepted["label"].isin(list(LABEL_INDEX))]
     table = pd.DataFrame(
         {
             "video_id": labelled["video_id"].astype(str),
             "subject_id": labelled["subject_id"].astype(str),
-            "label": labelled["label"].map(LABELS).astype(int),
+            "label": labelled["label"].map(LABEL_INDEX).astype(int),
             "tube": [str(Path(tubes_dir) / t) for t in labelled["tube"]],
         }
     ).sort_values("video_id", ignore_index=True)
@@ -116,7 +115,7 @@ def run(
         cal_map = external.deployment_map(ev, model_seed) if ev is not None and model_seed is not None else {}
         cohort_cal = {}
         if other is not None:
-            mine = other[other["model"].map(lambda m: Path(m).resolve()) == Path(path).resolve()]
+            mine = other[other["model_path"] == Path(path).resolve()]
             if mine.empty:
                 raise UserError(
                     f"the calibration cohort {calibration_cohort} was not scored by {path}",
@@ -154,9 +153,11 @@ def run(
 
 
 def _calibration_scores(folder: Path | None) -> pd.DataFrame | None:
+    """The calibration cohort's scores, with each row's model as a resolved path (matched to the models here)."""
     if folder is None:
         return None
-    return read_stage_table(folder, "scores.parquet", "external", ("model", "subject_id", "label", "p"))
+    scores = read_stage_table(folder, "scores.parquet", "external", ("model", "subject_id", "label", "p"))
+    return scores.assign(model_path=[Path(m).resolve() for m in scores["model"]])
 
 
 def _evaluation(path: Path | None) -> dict | None:
